@@ -1,0 +1,139 @@
+"""The one configuration every model is built from.
+
+A kind (kinds.py) is a named set of defaults for these fields; the model
+classes read nothing else. Saved as JSON in every run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .errors import ConfigError, suggest, unknown
+from .nets import ACTIVATIONS
+
+RECONSTRUCTIONS = ("bce", "mse", "gaussian")
+SPARSITIES = ("l1", "kl")
+NOISES = ("gaussian", "masking", "salt_and_pepper")
+ARCHITECTURES = ("mlp", "conv")
+INITS = ("random", "pca")
+
+
+@dataclass
+class ModelConfig:
+    kind: str  # registered kind name (kinds.py)
+    input_shape: tuple[int, ...]  # one example's shape: (D,) for vectors, (C, H, W) for images
+    latent_dim: int = 16  # code size; may exceed the input size (overcomplete) with sparsity
+    hidden: tuple[int, ...] = (256, 64)  # MLP widths from the input towards the code
+    activation: str = "relu"  # non-linearity of hidden layers (the lectures use "sigmoid")
+    architecture: str = "mlp"  # "mlp" or "conv" (image input (C, H, W))
+    channels: tuple[int, ...] = (32, 64)  # conv: channels of each stride-2 layer
+    code_activation: str = "linear"  # non-linearity on the code ("sigmoid" for KL sparsity)
+    # "bce": Bernoulli likelihood from logits (data in [0, 1]); "mse": summed squared error;
+    # "gaussian": Gaussian likelihood in nats with one learned variance (Rybkin et al. 2021).
+    reconstruction: str = "bce"
+    variational: bool = False  # Gaussian posterior + KL to N(0, I) (Kingma & Welling 2014)
+    beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017)
+    sparsity: str | None = None  # None, "l1" (lambda * |z|_1) or "kl" (lambda * sum_j KL(rho||rho_hat_j))
+    sparsity_weight: float = 1e-3  # lambda of the sparsity penalty
+    sparsity_target: float = 0.05  # rho for the KL penalty, in (0, 1)
+    noise: str | None = None  # training-time input corruption: "gaussian", "masking", "salt_and_pepper"
+    noise_level: float = 0.3  # std for gaussian, probability for masking / salt_and_pepper
+    contractive_weight: float = 0.0  # lambda * ||J_f(x)||_F^2 (Rifai et al. 2011)
+    init: str = "random"  # "pca": closed-form PCA weights before training (linear models)
+    pretrain_epochs: int = 0  # stacked: greedy epochs per layer before end-to-end fine-tuning
+    seed: int = 0  # seeds the weight initialisation
+    extra: dict = field(default_factory=dict)  # reserved for later versions; saved as is
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    def validate(self) -> ModelConfig:
+        """Check every field once; raise ConfigError naming the option, value and bound."""
+        shape = self.input_shape
+        if isinstance(shape, int):
+            shape = (shape,)
+        try:
+            shape = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise ConfigError(f"input_shape must be a tuple of positive ints, got {self.input_shape!r}") from None
+        if not shape or any(s <= 0 for s in shape):
+            raise ConfigError(f"input_shape must be a non-empty tuple of positive ints, got {self.input_shape!r}")
+        self.input_shape = shape
+        _positive_int("latent_dim", self.latent_dim)
+        self.hidden = _int_tuple("hidden", self.hidden)
+        self.channels = _int_tuple("channels", self.channels)
+        for name in ("activation", "code_activation"):
+            if getattr(self, name) not in ACTIVATIONS:
+                raise unknown(name, getattr(self, name), ACTIVATIONS)
+        _choice("architecture", self.architecture, ARCHITECTURES)
+        if self.architecture == "conv":
+            if len(shape) != 3:
+                raise ConfigError(f"architecture='conv' needs input_shape (C, H, W), got {shape}")
+            if not self.channels:
+                raise ConfigError("architecture='conv' needs at least one entry in channels")
+        _choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        _choice("sparsity", self.sparsity, SPARSITIES, optional=True)
+        _choice("noise", self.noise, NOISES, optional=True)
+        _choice("init", self.init, INITS)
+        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (isinstance(self.sparsity_target, (int, float)) and 0 < self.sparsity_target < 1):
+            raise ConfigError(f"sparsity_target must lie in (0, 1), got {self.sparsity_target!r}")
+        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
+            raise ConfigError(f"noise_level is a probability for noise={self.noise!r}: must be <= 1, got {self.noise_level}")
+        if self.sparsity == "kl" and self.code_activation != "sigmoid":
+            raise ConfigError(
+                "sparsity='kl' compares mean activations with rho, so it needs code_activation='sigmoid', "
+                f"got {self.code_activation!r}"
+            )
+        if self.kind == "stacked" and self.sparsity == "kl" and self.hidden and self.activation != "sigmoid":
+            raise ConfigError(
+                "stacked with sparsity='kl' pretrains every layer with that penalty, so it needs activation='sigmoid', "
+                f"got {self.activation!r} (or use sparsity='l1')"
+            )
+        if self.init == "pca" and (self.hidden or self.code_activation != "linear" or self.variational):
+            raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
+        if isinstance(self.pretrain_epochs, bool) or not isinstance(self.pretrain_epochs, int) or self.pretrain_epochs < 0:
+            raise ConfigError(f"pretrain_epochs must be an int >= 0, got {self.pretrain_epochs!r}")
+        return self
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        foreign = sorted(set(data) - names)
+        if foreign:
+            raise ConfigError(f"config has unknown fields {foreign}")
+        return cls(**data).validate()
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be an int > 0, got {value!r}")
+
+
+def _int_tuple(name, value) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be a tuple of positive ints, got {value!r}") from None
+    for v in items:
+        _positive_int(f"every entry of {name}", v)
+    return items
+
+
+def _choice(name, value, choices, optional=False):
+    if optional and value is None:
+        return
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in ((None,) if optional else ()) + tuple(choices))
+        raise ConfigError(f"{name}={value!r} is not one of {allowed}{suggest(str(value), choices)}")

@@ -1,0 +1,131 @@
+"""The registry: each kind is a name, a one-line description and its options' defaults.
+
+A kind is a configuration of the two model classes, not a class of its own.
+Options a kind does not list are errors; `fixed` values define the kind and
+cannot be overridden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import ModelConfig
+from .errors import ConfigError, unknown
+from .models import Autoencoder, VariationalAutoencoder
+
+# Options shared by the deterministic kinds: architecture, penalties and corruption,
+# so that e.g. a sparse denoising autoencoder is `build("sparse", noise="masking")`.
+_NETWORK = dict(latent_dim=16, hidden=(256, 64), activation="relu", architecture="mlp", channels=(32, 64))
+_PLAIN = dict(
+    _NETWORK,
+    code_activation="linear",
+    reconstruction="bce",
+    sparsity=None,
+    sparsity_weight=1e-3,
+    sparsity_target=0.05,
+    noise=None,
+    noise_level=0.3,
+    contractive_weight=0.0,
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    description: str
+    options: dict  # option -> default
+    fixed: dict = field(default_factory=dict)  # what makes the kind; not user-settable
+
+    def __str__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.name}: {self.description}\n    options: {opts}"
+
+
+_REGISTRY: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+register(Kind(
+    "pca",
+    "linear encoder and decoder with squared error: learns the principal subspace (PCA as an autoencoder)",
+    dict(latent_dim=16, init="pca"),
+    fixed=dict(hidden=(), code_activation="linear", reconstruction="mse", architecture="mlp"),
+))
+register(Kind(
+    "ae",
+    "deep autoencoder: MLP or convolutional encoder/decoder with a bottleneck",
+    dict(_PLAIN),
+))
+register(Kind(
+    "sparse",
+    "sparse autoencoder: penalty on the code, KL(rho || rho_hat) on sigmoid units or L1; may be overcomplete",
+    dict(_PLAIN, code_activation="sigmoid", sparsity="kl", sparsity_weight=1.0, sparsity_target=0.05),
+))
+register(Kind(
+    "denoising",
+    "denoising autoencoder: the encoder sees a corrupted input, the loss compares with the clean one",
+    dict(_PLAIN, noise="gaussian", noise_level=0.3),
+))
+register(Kind(
+    "contractive",
+    "contractive autoencoder: adds lambda * ||J_f(x)||_F^2, the encoder Jacobian's Frobenius norm",
+    dict(_PLAIN, code_activation="sigmoid", contractive_weight=0.1),
+))
+register(Kind(
+    "stacked",
+    "stacked autoencoder: greedy layer-wise pretraining of shallow autoencoders, then end-to-end fine-tuning",
+    dict(_PLAIN, pretrain_epochs=10),
+))
+register(Kind(
+    "vae",
+    "variational autoencoder: Gaussian posterior, reparameterised sampling, ELBO with beta, generates from the prior",
+    dict(_NETWORK, reconstruction="bce", beta=1.0, noise=None, noise_level=0.3),
+    fixed=dict(variational=True, code_activation="linear"),
+))
+
+
+def kinds() -> list[Kind]:
+    """Every registered kind with its description and options' defaults."""
+    return list(_REGISTRY.values())
+
+
+def get_kind(name: str) -> Kind:
+    if name not in _REGISTRY:
+        raise unknown("kind", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def make_config(kind: str, input_shape, **options) -> ModelConfig:
+    """Defaults of the kind, updated with options; unknown options list the valid ones."""
+    spec = get_kind(kind)
+    seed = options.pop("seed", 0)
+    for name in options:
+        if name in spec.fixed:
+            raise ConfigError(f"option {name!r} is fixed to {spec.fixed[name]!r} for kind {kind!r}")
+        if name not in spec.options:
+            raise unknown(f"option for kind {kind!r}:", name, spec.options)
+    values = {**spec.options, **spec.fixed, **options}
+    return ModelConfig(kind=kind, input_shape=input_shape, seed=seed, **values).validate()
+
+
+def model_from_config(config: ModelConfig) -> Autoencoder:
+    """A freshly initialised model; weights depend only on config.seed."""
+    cls = VariationalAutoencoder if config.variational else Autoencoder
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return cls(config)
+
+
+def build(kind: str, input_shape, **options) -> Autoencoder:
+    """Build a model of a registered kind, e.g. build("vae", input_shape=(1, 28, 28), latent_dim=16).
+
+    `seed` (default 0) fixes the initial weights; every other keyword is an
+    option of the kind (see `kinds()`).
+    """
+    return model_from_config(make_config(kind, input_shape, **options))

@@ -1,0 +1,118 @@
+"""Encoder and decoder builders: MLP and convolutional.
+
+Every encoder maps (N, *input_shape) -> (N, out_dim); every decoder maps
+(N, latent_dim) -> (N, *input_shape) *logits* (or means for squared error):
+the output non-linearity lives in the model, so losses can use the
+numerically stable "with logits" forms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import unknown
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,
+    "linear": nn.Identity,
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise unknown("activation", name, ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+def mlp_encoder(input_shape, hidden, out_dim, act, code_act) -> nn.Sequential:
+    """Flatten -> [Linear -> act] per hidden width -> Linear(out_dim) -> code_act.
+
+    The layout (one Linear followed by one activation per layer) is what the
+    stacked autoencoder's greedy pretraining relies on to pair layers.
+    """
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), activation(act)]
+        width = h
+    layers += [nn.Linear(width, out_dim), activation(code_act)]
+    return nn.Sequential(*layers)
+
+
+def mlp_decoder(latent_dim, hidden, input_shape, act) -> nn.Sequential:
+    """The mirror of mlp_encoder: Linear -> act per reversed hidden width -> Linear -> reshape."""
+    layers: list[nn.Module] = []
+    width = latent_dim
+    for h in reversed(tuple(hidden)):
+        layers += [nn.Linear(width, h), activation(act)]
+        width = h
+    layers += [nn.Linear(width, math.prod(input_shape)), nn.Unflatten(1, tuple(input_shape))]
+    return nn.Sequential(*layers)
+
+
+def _conv_sizes(size: int, n: int) -> list[int]:
+    """Spatial sizes after each stride-2, kernel-3, padding-1 convolution."""
+    sizes = [size]
+    for _ in range(n):
+        sizes.append((sizes[-1] - 1) // 2 + 1)
+    return sizes
+
+
+def conv_encoder(input_shape, channels, hidden, out_dim, act, code_act) -> nn.Sequential:
+    """Stride-2 3x3 convolutions (each halves H and W), then an MLP head to out_dim."""
+    if len(input_shape) != 3:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"architecture='conv' needs input_shape (C, H, W), got {tuple(input_shape)}"
+        )
+    c, h, w = input_shape
+    layers: list[nn.Module] = []
+    for ch in channels:
+        layers += [nn.Conv2d(c, ch, kernel_size=3, stride=2, padding=1), activation(act)]
+        c = ch
+    hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+    flat_shape = (c, hs[-1], ws[-1])
+    head = mlp_encoder(flat_shape, hidden, out_dim, act, code_act)
+    return nn.Sequential(*layers, *head)
+
+
+def conv_decoder(latent_dim, channels, hidden, input_shape, act) -> nn.Sequential:
+    """The mirror of conv_encoder; output_padding restores odd sizes exactly (7 -> 14 -> 28, 8 -> 4 -> 2 -> 4 -> 8)."""
+    c_in, h, w = input_shape
+    hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+    flat_shape = (channels[-1], hs[-1], ws[-1])
+    layers: list[nn.Module] = list(mlp_decoder(latent_dim, hidden, flat_shape, act))
+    layers.append(activation(act))
+    outs = list(reversed((c_in, *channels[:-1])))
+    c = channels[-1]
+    for i, out_c in enumerate(outs):
+        level = len(channels) - i  # size index we start from
+        th, tw = hs[level - 1], ws[level - 1]
+        # ConvTranspose2d(k=3, s=2, p=1) gives 2*s - 1; output_padding adds the missing row/col.
+        pad = (th - (2 * hs[level] - 1), tw - (2 * ws[level] - 1))
+        layers.append(
+            nn.ConvTranspose2d(c, out_c, kernel_size=3, stride=2, padding=1, output_padding=pad)
+        )
+        if i < len(outs) - 1:
+            layers.append(activation(act))
+        c = out_c
+    return nn.Sequential(*layers)
+
+
+def linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+@torch.no_grad()
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
