@@ -37,7 +37,7 @@ def _chunks(x):
     step = max(1, _CHUNK // max(1, math.prod(x.shape[1:])))
     for i in range(0, n, step):
         part = x[i : i + step]
-        yield i, torch.as_tensor(np.asarray(part, dtype=np.float32)) if isinstance(part, np.ndarray) else part
+        yield i, torch.from_numpy(np.array(part, dtype=np.float32)) if isinstance(part, np.ndarray) else part
 
 
 def check_data(x, input_shape, name: str = "x", unit_range: bool = False) -> None:

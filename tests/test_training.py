@@ -1,0 +1,180 @@
+"""The fit loop: resume exactness, NaN guard, early stopping, run folder contents."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import autoencoders as ae
+from autoencoders import training
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("kind", ["denoising", "vae", "stacked"])
+def test_resume_after_crash_gives_the_uninterrupted_weights(kind, digits, tmp_path, monkeypatch):
+    x = digits[0][:600]
+    opts = dict(hidden=(16,), latent_dim=4) | ({"pretrain_epochs": 2} if kind == "stacked" else {})
+    fit_args = dict(epochs=4, batch_size=50, lr=3e-3, seed=3, verbose=0)
+
+    reference = ae.build(kind, input_shape=(64,), **opts)
+    ae.fit(reference, x, out=tmp_path / "ref", **fit_args)
+
+    # Crash in the 3rd epoch of the last stage, after two epochs were checkpointed.
+    real_epoch, calls = training._train_epoch, []
+
+    def crashing(model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == (2 + 2 + 3 if kind == "stacked" else 3):
+            raise KeyboardInterrupt("simulated crash")
+        return real_epoch(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_epoch", crashing)
+    crashed = ae.build(kind, input_shape=(64,), **opts)
+    with pytest.raises(KeyboardInterrupt):
+        ae.fit(crashed, x, out=tmp_path / "run", **fit_args)
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+
+    resumed = ae.build(kind, input_shape=(64,), **opts)
+    history = ae.fit(resumed, x, out=tmp_path / "run", resume=True, **fit_args)
+    _assert_same_weights(_weights(resumed), _weights(reference))
+    _assert_same_weights(_weights(ae.load(tmp_path / "run")), _weights(reference))
+    ref_rows = list(csv.DictReader(open(tmp_path / "ref" / "history.csv")))
+    assert len(history) == len(ref_rows)
+    assert [r["val_total"] for r in ref_rows] == [str(r["val_total"]) for r in history]
+
+
+def test_resume_with_more_epochs_extends_the_run(digits, tmp_path):
+    x = digits[0][:400]
+    a = ae.build("ae", input_shape=(64,), hidden=(16,), latent_dim=4)
+    ae.fit(a, x, epochs=2, out=tmp_path / "a", verbose=0)
+    ae.fit(a, x, epochs=5, out=tmp_path / "a", resume=True, verbose=0)
+    b = ae.build("ae", input_shape=(64,), hidden=(16,), latent_dim=4)
+    ae.fit(b, x, epochs=5, out=tmp_path / "b", verbose=0)
+    _assert_same_weights(_weights(a), _weights(b))
+
+
+def test_an_existing_run_is_never_overwritten_silently(digits, tmp_path):
+    x = digits[0][:200]
+    model = ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=2)
+    ae.fit(model, x, epochs=1, out=tmp_path, verbose=0)
+    before = (tmp_path / "weights.safetensors").read_bytes()
+    with pytest.raises(ae.CheckpointError, match="already holds a run"):
+        ae.fit(ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=2, seed=5), x, epochs=1, out=tmp_path, verbose=0)
+    assert (tmp_path / "weights.safetensors").read_bytes() == before
+    ae.fit(ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=2, seed=5), x, epochs=1, out=tmp_path,
+           overwrite=True, verbose=0)
+    assert (tmp_path / "weights.safetensors").read_bytes() != before
+
+
+def test_resume_refuses_a_different_model(digits, tmp_path):
+    x = digits[0][:200]
+    ae.fit(ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=2), x, epochs=1, out=tmp_path, verbose=0)
+    with pytest.raises(ae.CheckpointError, match="different model"):
+        ae.fit(ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=3), x, epochs=2, out=tmp_path, resume=True, verbose=0)
+
+
+def test_nan_loss_stops_naming_epoch_and_term_and_keeps_last_good_checkpoint(digits, tmp_path, monkeypatch):
+    x = digits[0][:300]
+    model = ae.build("sparse", input_shape=(64,), hidden=(8,), latent_dim=4)
+    real_loss, epochs_seen = type(model).loss, []
+
+    def poisoned(self, xb):
+        terms = real_loss(self, xb)
+        if self.training and len(epochs_seen) >= 2:
+            terms.tensors["sparsity"] = terms.tensors["sparsity"] * float("nan")
+        return terms
+
+    real_epoch = training._train_epoch
+
+    def counting(*args, **kwargs):
+        out = real_epoch(*args, **kwargs)
+        epochs_seen.append(1)
+        return out
+
+    monkeypatch.setattr(training, "_train_epoch", counting)
+    monkeypatch.setattr(type(model), "loss", poisoned)  # from epoch 3 on: detected at its end
+    with pytest.raises(ae.TrainingError, match=r"'sparsity'.*epoch 3"):
+        ae.fit(model, x, epochs=5, out=tmp_path, verbose=0)
+    monkeypatch.undo()
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert len(rows) == 2
+    loaded = ae.load(tmp_path)
+    assert all(torch.isfinite(p).all() for p in loaded.parameters())
+    _assert_same_weights(_weights(model), _weights(loaded))  # in memory too: the last good weights
+
+
+def test_early_stopping_restores_best_weights(digits, tmp_path):
+    x = digits[0]
+    model = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
+    # A learning rate this high makes validation loss go up and down: patience 1 stops early.
+    history = ae.fit(model, x, epochs=40, lr=0.05, patience=1, out=tmp_path, verbose=0)
+    assert len(history) < 40
+    best = min(r["val_total"] for r in history)
+    final = ae.evaluate_loss(model, torch.from_numpy(x), training._split(len(x), 0.1, 0)[1])["total"]
+    assert final == pytest.approx(best, rel=1e-5)
+
+
+def test_run_folder_contents(digits, tmp_path):
+    x = digits[0][:500]
+    model = ae.build("vae", input_shape=(64,), hidden=(16,), latent_dim=2)
+    ae.fit(model, x, epochs=3, out=tmp_path, verbose=0, seed=1)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model"]["kind"] == "vae" and config["model"]["input_shape"] == [64]
+    assert config["library_version"] == ae.__version__ and config["training"]["seed"] == 1
+    assert config["data"]["n_train"] == 450 and config["data"]["n_val"] == 50
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for term in ("total", "reconstruction", "kl"):
+        assert f"train_{term}" in rows[0] and f"val_{term}" in rows[0]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"train", "validation", "units"} <= set(metrics)
+    assert "nats" in metrics["units"]["kl"]
+    assert metrics["validation"]["total"] == pytest.approx(
+        metrics["validation"]["reconstruction"] + metrics["validation"]["kl"], rel=0.05)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_stacked_history_has_every_stage_and_pretraining_changes_weights(digits):
+    x = digits[0]
+    model = ae.build("stacked", input_shape=(64,), hidden=(32, 16), latent_dim=8, pretrain_epochs=3,
+                     noise="masking", noise_level=0.2)
+    first = model.encoder[1].weight.detach().clone()
+    history = ae.fit(model, x, epochs=2, verbose=0)
+    assert history.stages == ["pretrain_layer_1", "pretrain_layer_2", "pretrain_layer_3", "finetune"]
+    assert [len(history.stage(s)) for s in history.stages] == [3, 3, 3, 2]
+    assert not torch.equal(first, model.encoder[1].weight)
+    for stage in history.stages[:-1]:
+        rows = history.stage(stage)
+        assert rows[-1]["train_total"] < rows[0]["train_total"], stage
+
+
+def test_greedy_layer_trains_on_codes_of_the_layer_below(digits):
+    from autoencoders.stacked import greedy_stages
+
+    model = ae.build("stacked", input_shape=(64,), hidden=(32,), latent_dim=8, pretrain_epochs=1)
+    stages = greedy_stages(model)
+    x = torch.from_numpy(digits[0][:5])
+    h1 = torch.relu(model.encoder[1](x))
+    assert torch.allclose(stages[1].features(x), h1)
+    assert stages[1].model.config.input_shape == (32,) and stages[1].model.config.reconstruction == "mse"
+    assert stages[1].model.encoder[0] is model.encoder[3]  # shares parameters with the deep model
+
+
+def test_memmap_array_trains_from_disk(digits, tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, digits[0])
+    x = np.load(path, mmap_mode="r")
+    model = ae.build("ae", input_shape=(64,), hidden=(16,), latent_dim=4)
+    history = ae.fit(model, x, epochs=2, verbose=0)
+    assert history[-1]["val_total"] < history[0]["val_total"]
