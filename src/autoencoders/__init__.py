@@ -8,6 +8,7 @@
 
 __version__ = "0.1.0"
 
+from . import datasets
 from .checkpoint import load
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
@@ -28,6 +29,7 @@ __all__ = [
     "TrainingError",
     "VariationalAutoencoder",
     "build",
+    "datasets",
     "evaluate_loss",
     "fit",
     "get_kind",

@@ -19,8 +19,8 @@ def as_array(x, name: str = "x"):
     """A float32 torch.Tensor, or a NumPy memmap left on disk (batches are read from it)."""
     if hasattr(x, "x") and hasattr(x, "input_shape"):  # a datasets.Dataset
         x = x.x
-    if isinstance(x, np.memmap):
-        return x
+    if isinstance(x, np.memmap) or type(x).__name__ == "MappedArray":
+        return x  # stays on disk: batches are read by take()
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
             raise DataError(f"{name} must hold numbers, got dtype {x.dtype}")

@@ -1,0 +1,64 @@
+"""The lectures' toy sets. Each returns the generating parameter as `y`, so plots can colour by it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+from .base import Dataset, make_dataset
+
+
+def _check(n, noise):
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise DataError(f"n must be an int > 0, got {n!r}")
+    if not isinstance(noise, (int, float)) or noise < 0:
+        raise DataError(f"noise must be >= 0, got {noise!r}")
+
+
+def line(n: int = 1000, seed: int = 0, noise: float = 0.05, scale: str = "none") -> Dataset:
+    """x = [2a, a] + noise, a ~ U(-1, 1): a 1-D linear manifold that PCA captures with one component."""
+    _check(n, noise)
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, n)
+    x = np.stack([2 * a, a], 1) + noise * rng.standard_normal((n, 2))
+    return make_dataset(x.astype(np.float32), "line", a.astype(np.float32), scale, info={"parameter": "a"})
+
+
+def circle(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
+    """x = [sin t, cos t], t ~ U(0, 2 pi): one number describes it, but no linear projection does."""
+    _check(n, noise)
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 2 * np.pi, n)
+    x = np.stack([np.sin(t), np.cos(t)], 1) + noise * rng.standard_normal((n, 2))
+    return make_dataset(x.astype(np.float32), "circle", t.astype(np.float32), scale, info={"parameter": "t (angle)"})
+
+
+def spiral(n: int = 1000, seed: int = 0, noise: float = 0.0, turns: float = 2.0, holdout: float = 0.2,
+           split: str = "train", scale: str = "none") -> Dataset:
+    """x = t [cos t, sin t] / t_max, t in [0, 2 pi turns]; the last `holdout` fraction of t is held out.
+
+    split="train" gives t below the held-out range, "holdout" the range beyond
+    it (for extrapolation), "all" both. info["holdout_range"] gives the range.
+    """
+    _check(n, noise)
+    if not 0 <= holdout < 1:
+        raise DataError(f"holdout must lie in [0, 1), got {holdout!r}")
+    if split not in ("train", "holdout", "all"):
+        raise DataError(f"split={split!r} is not one of 'train', 'holdout', 'all' for 'spiral'")
+    rng = np.random.default_rng(seed)
+    t_max = 2 * np.pi * turns
+    cut = (1 - holdout) * t_max
+    low, high = {"train": (0, cut), "holdout": (cut, t_max), "all": (0, t_max)}[split]
+    t = np.sort(rng.uniform(low, high, n))
+    x = np.stack([t * np.cos(t), t * np.sin(t)], 1) / t_max + noise * rng.standard_normal((n, 2))
+    return make_dataset(x.astype(np.float32), "spiral", t.astype(np.float32), scale,
+                        info={"parameter": "t", "split": split, "holdout_range": [float(cut), float(t_max)]})
+
+
+def swiss_roll(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
+    """scikit-learn's swiss roll: a 2-D manifold rolled up in 3-D; y is the position along the roll."""
+    _check(n, noise)
+    from sklearn.datasets import make_swiss_roll
+
+    x, t = make_swiss_roll(n, noise=noise, random_state=seed)
+    return make_dataset(x.astype(np.float32), "swiss-roll", t.astype(np.float32), scale, info={"parameter": "t"})
