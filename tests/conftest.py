@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-torch.set_num_threads(2)
+
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,11 @@
 
 __version__ = "0.1.0"
 
-from . import datasets
+from . import datasets, generation, metrics, quality
 from .checkpoint import load
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
+from .metrics import evaluate
 from .kinds import Kind, build, get_kind, kinds
 from .models import Autoencoder, LossTerms, VariationalAutoencoder
 from .training import History, evaluate_loss, fit
@@ -30,7 +31,11 @@ __all__ = [
     "VariationalAutoencoder",
     "build",
     "datasets",
+    "evaluate",
     "evaluate_loss",
+    "generation",
+    "metrics",
+    "quality",
     "fit",
     "get_kind",
     "kinds",

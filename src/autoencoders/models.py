@@ -49,8 +49,8 @@ class LossTerms(Mapping):
         return "LossTerms(" + ", ".join(f"{k}={float(v):.4g}" for k, v in self.tensors.items()) + ")"
 
 
-def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
-    """Per-example reconstruction loss, summed over features, averaged over the batch.
+def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """Reconstruction loss of each example (N,), summed over its features.
 
     bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
     mse: sum of squared errors. gaussian: -log N(x | out, sigma^2 I) in nats.
@@ -61,7 +61,12 @@ def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=
         per_feature = (out - x) ** 2
     else:  # gaussian, with one learned log standard deviation
         per_feature = 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * _LOG_2PI
-    return per_feature.flatten(1).sum(1).mean()
+    return per_feature.flatten(1).sum(1)
+
+
+def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """The per-example reconstruction loss averaged over the batch (the training term)."""
+    return reconstruction_nll_per_example(kind, out, x, log_sigma).mean()
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,123 @@
+"""New data from the latent space: prior samples (VAE), a density fitted to the
+codes of a plain autoencoder (the lectures' "sample the region we guess is the
+latent space"), interpolation, extrapolation and decoded grids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .metrics import codes
+from .models import VariationalAutoencoder
+
+DENSITIES = ("gaussian", "gmm")
+
+
+class LatentDensity:
+    """A Gaussian (one full-covariance component) or a Gaussian mixture fitted to training codes."""
+
+    def __init__(self, density: str = "gmm", n_components: int = 10, seed: int = 0):
+        if density not in DENSITIES:
+            raise ValueError(f"density={density!r} is not one of {', '.join(map(repr, DENSITIES))}")
+        self.density, self.n_components, self.seed = density, n_components, seed
+
+    def fit(self, z: np.ndarray) -> LatentDensity:
+        from sklearn.mixture import GaussianMixture
+
+        k = 1 if self.density == "gaussian" else min(self.n_components, len(z))
+        self.mixture_ = GaussianMixture(k, covariance_type="full", random_state=self.seed, reg_covar=1e-4).fit(z)
+        return self
+
+    def sample(self, n: int) -> np.ndarray:
+        self.mixture_.random_state = self.seed  # repeatable draws
+        z, _ = self.mixture_.sample(n)
+        # GaussianMixture.sample returns the draws grouped by component: shuffle them.
+        return z[np.random.default_rng(self.seed).permutation(n)].astype(np.float32)
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        return self.mixture_.score_samples(z)
+
+
+def _check_n(n):
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"n must be an int > 0, got {n!r}")
+
+
+def sample(model, n: int, train=None, density: str | None = None, n_components: int = 10, seed: int = 0) -> np.ndarray:
+    """n generated examples (N, *input_shape). A VAE draws from its prior N(0, I) unless a
+    `density` is named; a plain autoencoder from a density ("gmm" by default, or "gaussian")
+    fitted to the codes of `train` (required for it)."""
+    _check_n(n)
+    if isinstance(model, VariationalAutoencoder) and density is None:
+        return model.sample(n, generator=torch.Generator().manual_seed(seed)).cpu().numpy()
+    if train is None:
+        raise ValueError(f"a plain {model.config.kind!r} autoencoder has no prior: pass train= (its training data) "
+                         "so a density can be fitted to the codes")
+    z = LatentDensity(density or "gmm", n_components, seed).fit(codes(model, train)).sample(n)
+    return np.asarray(model.decode(z))
+
+
+def _one(model, x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape == tuple(model.config.input_shape):
+        x = x[None]
+    return codes(model, x)[0]
+
+
+def slerp(z0: np.ndarray, z1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (Shoemake 1985; White 2016 for Gaussian latents): keeps the norm typical of the prior."""
+    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1) + 1e-12)
+    omega = np.arccos(np.clip(cos, -1, 1))
+    if omega < 1e-6:
+        return (1 - t)[:, None] * z0 + t[:, None] * z1
+    return (np.sin((1 - t) * omega)[:, None] * z0 + np.sin(t * omega)[:, None] * z1) / np.sin(omega)
+
+
+def interpolate(model, x_a, x_b, steps: int = 8, method: str = "auto") -> np.ndarray:
+    """Decoded points between the codes of x_a and x_b, (steps, *input_shape).
+
+    method: "linear", "spherical", or "auto" (spherical for a VAE's Gaussian latent, linear otherwise).
+    """
+    _check_n(steps)
+    if method == "auto":
+        method = "spherical" if isinstance(model, VariationalAutoencoder) else "linear"
+    if method not in ("linear", "spherical"):
+        raise ValueError(f"method={method!r} is not one of 'auto', 'linear', 'spherical'")
+    z0, z1 = _one(model, x_a), _one(model, x_b)
+    t = np.linspace(0, 1, steps)
+    z = slerp(z0, z1, t) if method == "spherical" else (1 - t)[:, None] * z0 + t[:, None] * z1
+    return np.asarray(model.decode(z.astype(np.float32)))
+
+
+def extrapolate(model, x_a, x_b, steps: int = 8, beyond: float = 1.0) -> np.ndarray:
+    """Decoded points past x_b along the direction from x_a to x_b: z_a + t (z_b - z_a), t in [1, 1 + beyond]."""
+    _check_n(steps)
+    z0, z1 = _one(model, x_a), _one(model, x_b)
+    t = np.linspace(1, 1 + beyond, steps)
+    return np.asarray(model.decode((z0 + t[:, None] * (z1 - z0)).astype(np.float32)))
+
+
+def latent_grid(model, n: int = 15, bounds=None, train=None) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded images of an n x n grid over a 2-D latent space: (n*n, *input_shape) and the (n*n, 2) codes.
+
+    A VAE's grid follows the prior's quantiles (5% to 95%); a plain autoencoder's spans
+    `bounds` ((low, high) per axis) or the 1st to 99th percentile of the codes of `train`.
+    """
+    from scipy.stats import norm
+
+    _check_n(n)
+    if model.config.latent_dim != 2:
+        raise ValueError(f"latent_grid needs latent_dim=2, the model has {model.config.latent_dim}")
+    if bounds is None and isinstance(model, VariationalAutoencoder):
+        axes = [norm.ppf(np.linspace(0.05, 0.95, n))] * 2
+    else:
+        if bounds is None:
+            if train is None:
+                raise ValueError("pass bounds= or train= to place the grid of a plain autoencoder")
+            z = codes(model, train)
+            bounds = list(zip(np.percentile(z, 1, axis=0), np.percentile(z, 99, axis=0)))
+        axes = [np.linspace(lo, hi, n) for lo, hi in bounds]
+    gx, gy = np.meshgrid(axes[0], axes[1][::-1])  # top row = highest second coordinate
+    grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    return np.asarray(model.decode(grid)), grid
