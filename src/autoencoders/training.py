@@ -206,6 +206,32 @@ def _make_optimizer(model, opts: FitOptions):
     return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
 
 
+def _output_bias_init(model, data, rows, max_rows: int = 10000) -> None:
+    """Start the decoder's output at the data mean: its last bias = logit(mean) for bce, the mean otherwise.
+
+    Without it, sigmoid (or tanh) codes on MNIST-like data can saturate in the first
+    steps while the decoder learns the mean image, and never recover (seen with a
+    single sigmoid code layer; the usual remedy of initialising the final bias from
+    the data, cf. Karpathy, "A recipe for training neural networks", 2019).
+    """
+    last = next((m for m in reversed(list(model.decoder.modules()))
+                 if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d)) and m.bias is not None), None)
+    if last is None:
+        return
+    sample = take(data, rows[:max_rows])
+    mean = sample.mean(dim=0)
+    if isinstance(last, torch.nn.ConvTranspose2d):
+        mean = mean.flatten(1).mean(1)  # one bias per output channel
+    else:
+        mean = mean.flatten()
+    if mean.shape != last.bias.shape:
+        return
+    if model.config.reconstruction == "bce":
+        mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+    with torch.no_grad():
+        last.bias.copy_(mean.to(last.bias.device))
+
+
 def _pca_init(model, data, rows) -> None:
     """Closed-form start for the linear autoencoder: encoder = top components, decoder = their transpose."""
     from sklearn.decomposition import PCA
@@ -245,6 +271,8 @@ def fit(
     weight_decay: float = 0.0,
     device=None,
     verbose: int = 1,
+    report: bool = False,
+    command: str | None = None,
 ) -> History:
     """Train `model` on x (array, tensor or Dataset of shape (N, *input_shape)); labels are never needed.
 
@@ -252,7 +280,8 @@ def fit(
     training_state.safetensors, history.csv, metrics.json) after every epoch,
     atomically. `resume=True` continues an interrupted run in `out` and ends
     with exactly the weights an uninterrupted run would have. Returns the
-    History (one row per epoch of every stage).
+    History (one row per epoch of every stage). `report=True` also writes report.html
+    (figures need matplotlib); `command` is recorded in config.json and the report.
     """
     opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay).validate()
     cfg = model.config
@@ -280,7 +309,8 @@ def fit(
             state_meta = ckpt.read_tensor_metadata(folder / ckpt.STATE)
             ckpt.load_weights(model, folder / ckpt.WEIGHTS)
         elif has_run and not overwrite and not resume:
-            raise CheckpointError(f"{folder} already holds a run; pass resume=True to continue it, overwrite=True to replace it, or another out")
+            raise CheckpointError(f"{folder} already holds a run; pass resume=True (--resume) to continue it, "
+                                  "overwrite=True (--overwrite) to replace it, or another out")
         elif folder.exists() and not folder.is_dir():
             raise CheckpointError(f"out={str(folder)!r} exists and is not a folder")
 
@@ -299,6 +329,8 @@ def fit(
         elif cfg.init == "pca":
             _pca_init(model, data, train_rows)
             model.to(dev)
+        else:
+            _output_bias_init(model, data, train_rows)
         if folder is not None and state_meta is None:
             folder.mkdir(parents=True, exist_ok=True)
             for stale in (ckpt.STATE, ckpt.METRICS, ckpt.HISTORY):
@@ -306,7 +338,9 @@ def fit(
             ckpt.save_model(
                 model, folder,
                 training=asdict(opts),
-                data={"scaling": scaling, "n_train": len(train_rows), "n_val": len(val_rows), "device": str(dev)},
+                data={"scaling": scaling, "source": getattr(x, "source", None), "n_train": len(train_rows),
+                      "n_val": len(val_rows), "device": str(dev)},
+                command=command,
             )
         for index, stage in enumerate(stages):
             resumed = state_meta is not None and state_meta["stage_index"] == index
@@ -319,6 +353,10 @@ def fit(
                        state_meta if resumed else None, state_tensors if resumed else None, verbose)
     if folder is not None:
         _write_metrics(model, folder, data, train_rows, val_data, val_rows, time.perf_counter() - started)
+        if report:
+            from .report import write_report
+
+            write_report(folder, data=x if hasattr(x, "input_shape") else None)
     model.eval()
     return history
 

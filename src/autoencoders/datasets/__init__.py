@@ -88,6 +88,23 @@ def _call(loader, options: dict, what: str):
 
 def load(name_or_path, **options) -> Dataset:
     """A named source ("mnist", "circle", ...) or a file/folder path, as a Dataset."""
+    ds = _load(name_or_path, **options)
+    source = str(Path(name_or_path).resolve()) if name_or_path not in SOURCES else name_or_path
+    ds.source = {"name": source, "options": {k: v for k, v in options.items() if _jsonable(v)}}
+    return ds
+
+
+def _jsonable(value) -> bool:
+    import json
+
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _load(name_or_path, **options) -> Dataset:
     if isinstance(name_or_path, str) and name_or_path in SOURCES:
         return _call(SOURCES[name_or_path].loader, options, f"dataset {name_or_path!r}")
     path = Path(name_or_path)

@@ -58,6 +58,7 @@ class Dataset:
     name: str
     scaling: dict = field(default_factory=lambda: {"method": "none"})
     info: dict = field(default_factory=dict)  # source-specific facts: classes, split, held-out range, files
+    source: dict | None = None  # how to load it again: {"name": name or path, "options": {...}} (set by load)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

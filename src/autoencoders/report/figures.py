@@ -1,0 +1,122 @@
+"""Matplotlib figures rendered to PNG bytes (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def image_shape(input_shape) -> tuple | None:
+    """How to show one example as an image: (H, W) or (H, W, 3), or None for non-image data."""
+    shape = tuple(input_shape)
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape[1:] if shape[0] == 1 else (shape[1], shape[2], 3)
+    if len(shape) == 2:
+        return shape
+    if len(shape) == 1:
+        side = math.isqrt(shape[0])
+        if side * side == shape[0] and side >= 4:
+            return (side, side)
+    return None
+
+
+def as_images(x, input_shape) -> np.ndarray:
+    shape = image_shape(input_shape)
+    x = np.asarray(x, dtype=np.float32)
+    if len(shape) == 3:
+        return np.clip(x.reshape(len(x), 3, shape[0], shape[1]).transpose(0, 2, 3, 1), 0, 1)
+    return x.reshape(len(x), *shape)
+
+
+def image_rows(rows: list[tuple[str, np.ndarray]], input_shape, size: float = 0.9) -> bytes:
+    """One row of images per (label, examples); examples share the input shape."""
+    n = max(len(r[1]) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(size * n + 1.2, size * len(rows)), squeeze=False)
+    for i, (label, xs) in enumerate(rows):
+        images = as_images(xs, input_shape)
+        for j in range(n):
+            ax = axes[i][j]
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(images):
+                ax.imshow(images[j], cmap="gray", vmin=0, vmax=1)
+        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    return to_png(fig)
+
+
+def image_grid(xs: np.ndarray, input_shape, ncols: int, title: str | None = None, size: float = 0.6) -> bytes:
+    images = as_images(xs, input_shape)
+    nrows = math.ceil(len(images) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k], cmap="gray", vmin=0, vmax=1)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return to_png(fig)
+
+
+def loss_curves(history: list[dict]) -> bytes:
+    """One panel per loss term: train (solid) and validation (dashed) per epoch, stages concatenated."""
+    terms = sorted({k[6:] for row in history for k in row if k.startswith("train_")} - {"mse_per_feature"},
+                   key=lambda t: (t != "total", t))
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 2.8), squeeze=False)
+    stages = list(dict.fromkeys(r["stage"] for r in history))
+    for ax, term in zip(axes[0], terms):
+        for stage in stages:
+            rows = [(i + 1, r) for i, r in enumerate(history) if r["stage"] == stage]
+            xs = [i for i, _ in rows]
+            for prefix, style in (("train_", "-"), ("val_", "--")):
+                ys = [float(r[prefix + term]) if r.get(prefix + term) not in (None, "") else np.nan for _, r in rows]
+                if not np.all(np.isnan(ys)):
+                    label = f"{'train' if prefix == 'train_' else 'validation'}" + (f" ({stage})" if len(stages) > 1 else "")
+                    ax.plot(xs, ys, style, label=label)
+        ax.set_title(term, fontsize=10)
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def scatter(points: np.ndarray, colour=None, title: str = "", xlabel: str = "", ylabel: str = "",
+            categorical: bool = True, size: float = 4) -> bytes:
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    if colour is None:
+        ax.scatter(points[:, 0], points[:, 1], s=size, alpha=0.7)
+    elif categorical:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab10", s=size, alpha=0.8,
+                        vmin=-0.5, vmax=9.5)
+        fig.colorbar(sc, ax=ax, ticks=range(10), fraction=0.046)
+    else:
+        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="viridis", s=size)
+        fig.colorbar(sc, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def side_by_side(panels: list[tuple[str, callable]], width: float = 4.0, height: float = 3.6) -> bytes:
+    """Several panels in one figure; each callable draws on the axis it gets."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False)
+    for ax, (title, draw) in zip(axes[0], panels):
+        draw(ax)
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)

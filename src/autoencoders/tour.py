@@ -1,0 +1,416 @@
+"""The tour: the lectures' experiments end to end, in one self-contained HTML report.
+
+Each `section_*` function trains what it needs, measures it, and returns a
+report Section with one short paragraph saying what it shows. Everything is
+seeded; `quick` shrinks epochs and data so the whole tour runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import datasets, metrics
+from .generation import extrapolate, interpolate, latent_grid, sample
+from .kinds import build
+from .quality import generation_quality, train_judge
+from .report.figures import image_grid, image_rows, scatter, side_by_side
+from .report.html import Page, Section, table
+from .training import fit
+
+
+@dataclass
+class Budget:
+    """Epochs and sizes: the default tour (< 5 min on 2 cores) or --quick (< 90 s)."""
+
+    digits_epochs: int
+    toy_epochs: int
+    n_train: int
+    n_test: int
+    toy_n: int
+    lr: float
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Budget:
+        return cls(10, 150, 2000, 500, 600, 3e-3) if quick else cls(30, 400, 4000, 1000, 1000, 2e-3)
+
+
+class Tour:
+    def __init__(self, data: str, out: Path, quick: bool, seed: int, echo=print):
+        self.out, self.seed, self.echo = out, seed, echo
+        self.budget = Budget.for_mode(quick)
+        ds = datasets.load(data)
+        if len(ds.input_shape) != 3 or ds.y is None:
+            raise datasets.DataError(f"the tour's digit experiments need labelled images; {data!r} has shape "
+                                     f"{ds.input_shape} and {'no' if ds.y is None else ''} labels")
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(ds))
+        b = self.budget
+        n_test = min(b.n_test, len(ds) // 5)
+        test_rows, train_rows = order[:n_test], order[n_test:n_test + b.n_train]
+        x = np.asarray(ds.x, dtype=np.float32)
+        self.shape = ds.input_shape
+        self.x_train, self.y_train = x[train_rows], ds.y[train_rows]
+        self.x_test, self.y_test = x[test_rows], ds.y[test_rows]
+        self.name = data
+        self.flat_train, self.flat_test = self.x_train.reshape(len(train_rows), -1), self.x_test.reshape(n_test, -1)
+        self._judge = None
+
+    # ----- helpers -----
+
+    def train(self, kind, x=None, epochs=None, lr=None, **options):
+        x = self.x_train if x is None else x
+        shape = x.shape[1:]
+        model = build(kind, input_shape=shape, seed=self.seed, **options)
+        fit(model, x, epochs=epochs or self.budget.digits_epochs, batch_size=64, lr=lr or self.budget.lr,
+            seed=self.seed, val_fraction=0, verbose=0)
+        return model
+
+    def mse(self, model, x=None):
+        x = self.x_test if x is None else x
+        return float(((np.asarray(model.reconstruct(x)) - x) ** 2).mean())
+
+    def pca(self, k):
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=k, random_state=self.seed).fit(self.flat_train)
+
+    def pca_mse(self, pca):
+        return float(((pca.inverse_transform(pca.transform(self.flat_test)) - self.flat_test) ** 2).mean())
+
+    @property
+    def judge(self):
+        if self._judge is None:
+            self._judge = train_judge(self.x_train, self.y_train, epochs=10 if self.budget.n_train < 3000 else 15,
+                                      seed=self.seed)
+        return self._judge
+
+    # ----- the twelve experiments -----
+
+    def section_pca(self):
+        k = 16
+        pca = self.pca(k)
+        # Adam needs many cheap epochs to align the low-variance directions: the model is tiny.
+        lin = self.train("pca", latent_dim=k, init="random", epochs=self.budget.digits_epochs * 4, lr=1e-2)
+        w = lin.decoder[0].weight.detach().numpy()
+        q, _ = np.linalg.qr(w)
+        cosines = np.linalg.svd(pca.components_ @ q, compute_uv=False)
+        rows = [["scikit-learn PCA", k, self.pca_mse(pca)], ["linear autoencoder (random start)", k, self.mse(lin)]]
+        pca_rec = pca.inverse_transform(pca.transform(self.flat_test[:10]))
+        fig = image_rows([("input", self.x_test[:10]), ("PCA", pca_rec), ("linear AE", lin.reconstruct(self.x_test[:10]))],
+                         self.shape)
+        return Section(
+            "1. PCA versus the linear autoencoder",
+            "A linear encoder and decoder trained with squared error from a random start learn the principal "
+            f"subspace: the test error matches PCA's with {k} components, and the cosines of the principal angles "
+            f"between the two subspaces are close to 1 (smallest {cosines.min():.3f}, mean {cosines.mean():.3f}).",
+            [("PCA and linear AE reconstructions", fig)],
+            [table(rows, ["model", "components", "test MSE per pixel"])],
+        )
+
+    def section_circle(self):
+        ds = datasets.load("circle", n=self.budget.toy_n, seed=self.seed, noise=0.01)
+        x, t = ds.x.numpy(), ds.y
+        from sklearn.decomposition import PCA
+
+        pca = PCA(1).fit(x)
+        pca_rec = pca.inverse_transform(pca.transform(x))
+        model = self.train("ae", x, epochs=self.budget.toy_epochs, latent_dim=1, hidden=(64, 64), activation="tanh",
+                           reconstruction="mse")
+        rec, z = np.asarray(model.reconstruct(x)), metrics.codes(model, x)
+        err = lambda r: float(((r - x) ** 2).sum(1).mean())  # noqa: E731
+        fig = side_by_side([
+            ("PCA, one component", lambda ax: (ax.scatter(x[:, 0], x[:, 1], s=3, c="0.7"),
+                                               ax.scatter(pca_rec[:, 0], pca_rec[:, 1], s=3, c="C3"), ax.set_aspect("equal"))),
+            ("autoencoder, one code unit", lambda ax: (ax.scatter(x[:, 0], x[:, 1], s=3, c="0.7"),
+                                                       ax.scatter(rec[:, 0], rec[:, 1], s=3, c="C0"), ax.set_aspect("equal"))),
+            ("the code against the angle", lambda ax: (ax.scatter(t, z[:, 0], s=3), ax.set_xlabel("angle t"),
+                                                       ax.set_ylabel("code"))),
+        ])
+        return Section(
+            "2. The circle",
+            "Points on a circle are described by one number, the angle, but no linear projection to one number "
+            "keeps them apart: PCA collapses the circle onto a line. A nonlinear autoencoder with a one-unit code "
+            "follows the circle; its code is a monotone function of the angle except where it must cut the loop.",
+            [("circle reconstructions and code", fig)],
+            [table([["PCA, 1 component", err(pca_rec)], ["autoencoder, 1-unit code", err(rec)]],
+                   ["model", "squared error per point"])],
+        )
+
+    def section_spiral(self):
+        b = self.budget
+        train = datasets.load("spiral", n=b.toy_n, seed=self.seed, noise=0.005)
+        hold = datasets.load("spiral", n=b.toy_n // 4, seed=self.seed + 1, split="holdout")
+        x, xh = train.x.numpy(), hold.x.numpy()
+        curve = datasets.load("spiral", n=4000, split="all").x.numpy()
+        panels, rows = [], []
+        for kind, opts in (("ae", {}), ("vae", {"reconstruction": "gaussian"})):
+            model = self.train(kind, x, epochs=b.toy_epochs, latent_dim=1, hidden=(64, 64), activation="tanh",
+                               **({"reconstruction": "mse"} if kind == "ae" else opts))
+            path = interpolate(model, x[len(x) // 4], x[3 * len(x) // 4], steps=200)
+            beyond = extrapolate(model, x[len(x) // 2], x[-1], steps=100, beyond=1.0)
+            off_curve = lambda p: float(np.sqrt(((p[:, None] - curve[None]) ** 2).sum(-1).min(1)).mean())  # noqa: E731
+            rows.append([kind, off_curve(path), off_curve(beyond), float(((np.asarray(model.reconstruct(xh)) - xh) ** 2).sum(1).mean())])
+            panels.append((f"{kind}: interpolation (blue), extrapolation (red)", lambda ax, path=path, beyond=beyond: (
+                ax.plot(curve[:, 0], curve[:, 1], c="0.85", lw=1), ax.scatter(x[:, 0], x[:, 1], s=2, c="0.5"),
+                ax.scatter(xh[:, 0], xh[:, 1], s=2, c="C2"), ax.plot(path[:, 0], path[:, 1], c="C0"),
+                ax.plot(beyond[:, 0], beyond[:, 1], c="C3"), ax.set_aspect("equal"))))
+        return Section(
+            "3. The spiral: interpolation and extrapolation",
+            "Both models see the inner part of a spiral (grey) and get a one-number code. We decode the straight path "
+            "between two training codes (interpolation) and continue past the last training point (extrapolation) "
+            "into the held-out range (green). The table gives the mean distance of the decoded points to the true "
+            "curve and the error on the held-out points: neither model follows the curve beyond the data it saw.",
+            [("spiral interpolation and extrapolation", side_by_side(panels))],
+            [table(rows, ["model", "interpolation: distance to curve", "extrapolation: distance to curve",
+                          "held-out squared error"])],
+        )
+
+    def section_2d(self):
+        model = self.train("ae", latent_dim=2, hidden=(256, 64))
+        z = metrics.codes(model, self.x_test)
+        pca = self.pca(2)
+        zp = pca.transform(self.flat_test)
+        acc = lambda tr, te: metrics.probe_accuracy(tr, self.y_train, te, self.y_test)["knn_accuracy"]  # noqa: E731
+        rows = [["deep autoencoder, 2-D code", acc(metrics.codes(model, self.x_train), z), self.mse(model)],
+                ["PCA, first two components", acc(pca.transform(self.flat_train), zp), self.pca_mse(pca)]]
+        fig = side_by_side([
+            ("deep autoencoder codes", lambda ax: ax.scatter(z[:, 0], z[:, 1], c=self.y_test, cmap="tab10", s=4)),
+            ("PCA components 1 and 2", lambda ax: ax.scatter(zp[:, 0], zp[:, 1], c=self.y_test, cmap="tab10", s=4)),
+        ])
+        return Section(
+            "4. Two numbers per digit: deep autoencoder versus PCA",
+            "A deep autoencoder squeezed to a 2-D code separates the digit classes far better than PCA's first two "
+            "components (colours are the digit labels; the table gives 5-nearest-neighbour accuracy in 2-D and the "
+            "reconstruction error).",
+            [("2-D codes coloured by digit", fig)],
+            [table(rows, ["model", "5-NN accuracy in 2-D", "test MSE per pixel"])],
+        )
+
+    def section_sparse(self):
+        k = 64
+        sparse = self.train("sparse", latent_dim=k, hidden=(), sparsity="kl", sparsity_weight=3.0, sparsity_target=0.05)
+        plain = self.train("ae", latent_dim=k, hidden=(), code_activation="sigmoid")
+        zs, zp = metrics.codes(sparse, self.x_test), metrics.codes(plain, self.x_test)
+        a_s, a_p = metrics.activity(zs), metrics.activity(zp)
+        hist = side_by_side([("code activations", lambda ax: (
+            ax.hist(zp.ravel(), bins=40, alpha=0.6, label="plain (sigmoid code)", density=True),
+            ax.hist(zs.ravel(), bins=40, alpha=0.6, label="sparse (KL, rho = 0.05)", density=True),
+            ax.set_yscale("log"), ax.legend(fontsize=8)))])
+        features = sparse.encoder[1].weight.detach().numpy()[:32]
+        features = (features - features.min(1, keepdims=True)) / np.ptp(features, 1, keepdims=True).clip(1e-8)
+        rows = [["sparse", a_s["active_fraction"], a_s["mean_activation"], self.mse(sparse)],
+                ["plain", a_p["active_fraction"], a_p["mean_activation"], self.mse(plain)]]
+        return Section(
+            "5. Sparse autoencoder",
+            "With the penalty sum_j KL(rho || rho_hat_j), most code units are near zero for any given digit (the "
+            "histogram's mass sits at 0) and each unit's encoder weights become a localised stroke detector "
+            "(the learned features, one image per code unit).",
+            [("activation histogram", hist), ("learned features", image_grid(features, self.shape, ncols=16))],
+            [table(rows, ["model", "active fraction (> 0.1)", "mean activation", "test MSE per pixel"])],
+        )
+
+    def section_denoising(self):
+        dae = self.train("denoising", latent_dim=32, noise="gaussian", noise_level=0.4)
+        plain = self.train("ae", latent_dim=32)
+        r_d, r_p = metrics.denoising(dae, self.x_test), metrics.denoising(plain, self.x_test, noise="gaussian",
+                                                                         noise_level=0.4)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            noisy = np.clip(self.x_test[:10] + 0.4 * np.random.default_rng(self.seed).normal(size=self.x_test[:10].shape),
+                            0, 1).astype(np.float32)
+        fig = image_rows([("noisy", noisy), ("denoising AE", dae.reconstruct(noisy)), ("plain AE", plain.reconstruct(noisy)),
+                          ("clean", self.x_test[:10])], self.shape)
+        rows = [[name, r["noisy_psnr_db"], r["denoised_psnr_db"], r["psnr_gain_db"]] for name, r in
+                (("denoising AE", r_d), ("plain AE", r_p))]
+        return Section(
+            "6. Denoising",
+            "Trained to map corrupted digits (Gaussian noise, std 0.4) back to the clean ones, the denoising "
+            "autoencoder removes most of the noise; the PSNR gain is measured on test digits with fresh noise.",
+            [("noisy / denoised / clean", fig)],
+            [table(rows, ["model", "noisy PSNR (dB)", "reconstructed PSNR (dB)", "gain (dB)"])],
+        )
+
+    def section_contractive(self):
+        # One sigmoid layer, as in Rifai et al. 2011: the penalty has a closed form there.
+        opts = dict(latent_dim=32, hidden=(), code_activation="sigmoid")
+        cae = self.train("contractive", contractive_weight=1.0, **opts)
+        plain = self.train("ae", **opts)
+        rng = np.random.default_rng(self.seed)
+        delta = (0.05 * rng.normal(size=self.x_test.shape)).astype(np.float32)
+
+        def sensitivity(m):
+            dz = metrics.codes(m, self.x_test + delta) - metrics.codes(m, self.x_test)
+            return float((np.linalg.norm(dz, axis=1) / np.linalg.norm(delta.reshape(len(delta), -1), axis=1)).mean())
+
+        rows = [[name, metrics.jacobian_norm(m, self.x_test, max_examples=300), sensitivity(m), self.mse(m)]
+                for name, m in (("contractive (lambda = 1)", cae), ("plain", plain))]
+        return Section(
+            "7. Contractive autoencoder",
+            "The penalty lambda ||J_f(x)||_F^2 makes the encoder insensitive to small input changes: its Jacobian "
+            "norm and the code's change per unit of random input perturbation (std 0.05) are much smaller than a "
+            "plain autoencoder's of the same shape, at a small cost in reconstruction.",
+            [],
+            [table(rows, ["model", "mean ||J||_F^2", "code change / input change", "test MSE per pixel"])],
+        )
+
+    def section_stacked(self):
+        e = self.budget.digits_epochs
+        stacked = build("stacked", input_shape=self.shape, latent_dim=32, hidden=(256, 64), pretrain_epochs=max(1, e // 2),
+                        seed=self.seed)
+        history = fit(stacked, self.x_train, epochs=e, batch_size=64, lr=self.budget.lr, seed=self.seed, val_fraction=0,
+                      verbose=0)
+        probe = lambda tr, te: metrics.probe_accuracy(tr, self.y_train, te, self.y_test)["linear_probe_accuracy"]  # noqa: E731
+        pca = self.pca(32)
+        rows = [["stacked autoencoder codes (32)", probe(metrics.codes(stacked, self.x_train), metrics.codes(stacked, self.x_test))],
+                ["raw pixels (784)", probe(self.flat_train, self.flat_test)],
+                ["PCA (32)", probe(pca.transform(self.flat_train), pca.transform(self.flat_test))]]
+        stage_rows = [[s, len(history.stage(s)), history.stage(s)[0]["train_total"], history.stage(s)[-1]["train_total"]]
+                      for s in history.stages]
+        from .report.figures import loss_curves
+
+        return Section(
+            "8. Stacked autoencoder",
+            "Each layer is first trained greedily as a shallow autoencoder of the codes below it, then the whole "
+            "stack is fine-tuned end to end; the codes then serve as features for a linear classifier "
+            "(logistic regression), next to raw pixels and PCA of the same size.",
+            [("losses of every stage", loss_curves(history))],
+            [table(stage_rows, ["stage", "epochs", "first train loss", "last train loss"]),
+             table(rows, ["features", "linear-probe accuracy"])],
+        )
+
+    def section_vae(self):
+        self.vae = self.train("vae", latent_dim=16, hidden=(256, 64))
+        vae2 = self.train("vae", latent_dim=2, hidden=(256, 64))
+        samples = self.vae.sample(32, generator=torch.Generator().manual_seed(self.seed)).cpu().numpy()
+        pairs = [(0, 1), (2, 3), (4, 5)]
+        paths = np.concatenate([interpolate(self.vae, self.x_test[i], self.x_test[j], steps=10) for i, j in pairs])
+        grid, _ = latent_grid(vae2, n=15)
+        return Section(
+            "9. Variational autoencoder",
+            "A VAE is trained to make its codes look like draws from N(0, I), so decoding fresh draws from the prior "
+            "gives new digits, the spherical path between two digits' codes morphs one into the other, and the "
+            "decoded grid of a 2-D VAE (at the prior's quantiles) shows the whole learned manifold.",
+            [("samples from the prior", image_grid(samples, self.shape, ncols=16)),
+             ("interpolations", image_grid(paths, self.shape, ncols=10)),
+             ("decoded 2-D latent grid", image_grid(grid, self.shape, ncols=15, size=0.45))],
+        )
+
+    def section_generation(self):
+        plain = self.train("ae", latent_dim=16, hidden=(256, 64))
+        n = 500 if self.budget.n_train < 3000 else 2000
+        generated = {
+            "plain AE, Gaussian fitted to codes": sample(plain, n, train=self.x_train, density="gaussian", seed=self.seed),
+            "plain AE, N(0, I) like a VAE": np.asarray(plain.decode(np.random.default_rng(self.seed).normal(
+                size=(n, 16)).astype(np.float32))),
+            "VAE, prior": sample(self.vae, n, seed=self.seed),
+        }
+        rows, figs = [], []
+        for name, xs in generated.items():
+            q = generation_quality(self.judge, xs, self.x_test)
+            rows.append([name, q["valid_fraction"], q["frechet_distance"], q["class_coverage"]])
+            figs.append((name, image_grid(xs[:32], self.shape, ncols=16, title=name)))
+        real = generation_quality(self.judge, self.x_test[: len(self.x_test) // 2], self.x_test[len(self.x_test) // 2:])
+        rows.append(["real test digits", real["valid_fraction"], real["frechet_distance"], real["class_coverage"]])
+        return Section(
+            "10. Generation: plain autoencoder versus VAE",
+            "A plain autoencoder has no prior: decoding draws from N(0, I) lands outside the region its codes occupy, "
+            "and even a Gaussian fitted to its codes covers holes between them. The VAE's prior is the region its "
+            "decoder was trained on. A classifier trained on the labelled training digits judges the samples: the "
+            "fraction classified with confidence >= 0.9, the Frechet distance of its features to real test digits "
+            "(lower is better) and the share of the ten classes produced.",
+            figs, [table(rows, ["samples", "valid fraction", "Frechet distance", "class coverage"])],
+        )
+
+    def section_anomaly(self):
+        """One-class MNIST: train on one digit, score the test digits, AUC with that digit as normal."""
+        from sklearn.decomposition import PCA
+        from sklearn.metrics import roc_auc_score
+
+        from . import anomaly
+
+        digits = (0, 1, 7) if self.budget.n_train < 3000 else tuple(range(10))
+        rows, last = [], None
+        for d in digits:
+            normal = self.y_train == d
+            model = self.train("ae", self.x_train[normal], latent_dim=16, hidden=(256, 64),
+                               epochs=self.budget.digits_epochs * 2)
+            truth = (self.y_test != d).astype(int)  # 1 = anomaly
+            scores = anomaly.score(model, self.x_test, "reconstruction")
+            pca = PCA(16, random_state=self.seed).fit(self.flat_train[normal])
+            pca_err = ((pca.inverse_transform(pca.transform(self.flat_test)) - self.flat_test) ** 2).sum(1)
+            rows.append([str(d), int(normal.sum()), roc_auc_score(truth, scores), roc_auc_score(truth, pca_err)])
+            last = (d, scores, truth)
+        rows.append(["mean", "", float(np.mean([r[2] for r in rows])), float(np.mean([r[3] for r in rows]))])
+        d, scores, truth = last
+        fig = side_by_side([(f"reconstruction error, model trained on {d}s", lambda ax: (
+            ax.hist(scores[truth == 0], bins=40, alpha=0.6, density=True, label=f"digit {d} (normal)"),
+            ax.hist(scores[truth == 1], bins=40, alpha=0.6, density=True, label="other digits"),
+            ax.legend(fontsize=8)))], width=5)
+        return Section(
+            "11. Anomaly detection",
+            "One-class protocol: an autoencoder trained only on one digit reconstructs the other digits worse, so its "
+            "reconstruction error flags them. AUC-ROC of the error as a detector on the test digits (that digit "
+            "normal, all others anomalous), next to PCA with 16 components fitted to the same images.",
+            [("score histograms", fig)],
+            [table(rows, ["normal digit", "training images", "autoencoder AUC", "PCA-16 AUC"])],
+        )
+
+    def section_compression(self):
+        sizes = (4, 16) if self.budget.n_train < 3000 else (4, 8, 16, 32)
+        ae_points, pca_points = [], []
+        for k in sizes:
+            model = self.train("ae", latent_dim=k, hidden=(256, 64))
+            c = metrics.compression(model, self.x_test, raw_bytes_per_feature=1, seed=self.seed)
+            for precision in ("uint8", "float16"):
+                ae_points.append((c[precision]["bytes_per_example"], c[precision]["mse_per_feature"], f"{k}-d {precision}"))
+                pca_points.append((c[precision]["bytes_per_example"], c[precision]["pca_mse_per_feature"], f"{k}-d {precision}"))
+        rows = [[label, b, e, p] for (b, e, label), (_, p, _) in zip(ae_points, pca_points)]
+
+        def draw(ax):
+            for pts, name in ((ae_points, "autoencoder"), (pca_points, "PCA")):
+                pts = sorted(pts)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+            ax.set_xscale("log"), ax.set_xlabel("bytes per digit (raw: 784)"), ax.set_ylabel("MSE per pixel")
+            ax.legend()
+
+        return Section(
+            "12. Compression",
+            "Each digit is stored as its code, quantised to 8 bits or 16-bit floats per dimension; the reconstruction "
+            "error at each size, for autoencoders with codes of several sizes and PCA with as many components at the "
+            "same precision. At a few bytes per digit the nonlinear code wins; with more bytes PCA catches up.",
+            [("error versus size", side_by_side([("error versus bytes", draw)], width=5.5))],
+            [table(rows, ["code", "bytes per digit", "autoencoder MSE", "PCA MSE"])],
+        )
+
+
+SECTIONS = ("pca", "circle", "spiral", "2d", "sparse", "denoising", "contractive", "stacked", "vae", "generation",
+            "anomaly", "compression")
+
+
+def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed: int = 0, echo=print) -> Path:
+    """Run the twelve experiments and write out/tour.html; returns its path."""
+    out = Path(out)
+    started = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tour = Tour(data, out, quick, seed, echo)
+        page = Page("The autoencoder family: a tour",
+                    intro=f"The lectures' experiments on {tour.name} ({len(tour.x_train)} training and {len(tour.x_test)} "
+                          f"test images) and toy sets, {'quick mode' if quick else 'default mode'}, seed {seed}. "
+                          "Errors are per pixel on held-out data unless stated.")
+        for name in SECTIONS:
+            t0 = time.perf_counter()
+            section = getattr(tour, f"section_{name}")()
+            section.seconds = time.perf_counter() - t0
+            echo(f"[{time.perf_counter() - started:6.1f} s] {section.title}")
+            page.sections.append(section)
+    total = time.perf_counter() - started
+    page.footer = (f"autoencoders tour --data {data} --out {out}{' --quick' if quick else ''} --seed {seed}\n"
+                   f"total {total:.1f} s")
+    out.mkdir(parents=True, exist_ok=True)
+    return page.write(out / "tour.html")

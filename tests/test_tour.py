@@ -1,0 +1,59 @@
+"""The tour as a newcomer sees it: `autoencoders tour --quick`, opened in headless Chromium."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def tour_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour")
+    proc = subprocess.run([sys.executable, "-m", "autoencoders", "tour", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out / "tour.html"
+
+
+def test_tour_report_has_all_twelve_sections_and_tables(tour_report):
+    html = tour_report.read_text()
+    titles = re.findall(r"<h2>(\d+)\. ", html)
+    assert titles == [str(i) for i in range(1, 13)]
+    assert html.count("<table>") >= 12 and html.count('src="data:image/png;base64,') >= 15
+    assert "http://" not in html and "https://" not in html  # readable offline: nothing to fetch
+    for phrase in ("PCA versus the linear autoencoder", "The circle", "The spiral", "Sparse autoencoder", "Denoising",
+                   "Contractive", "Stacked", "Variational autoencoder", "Generation", "Anomaly detection",
+                   "Compression"):
+        assert phrase in html
+
+
+def test_tour_report_renders_in_headless_chromium(tour_report):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (./setup.sh --with-browser installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(tour_report.as_uri())
+        page.wait_for_load_state("load")
+        widths = page.evaluate("Array.from(document.images).map(img => img.complete ? img.naturalWidth : 0)")
+        toc = page.evaluate("document.querySelectorAll('nav li').length")
+        page.screenshot(path=str(ARTIFACTS / "tour-quick.png"), full_page=True)
+        browser.close()
+    assert len(widths) >= 15 and all(w > 0 for w in widths), widths
+    assert toc == 12
+    assert errors == []
+    assert (ARTIFACTS / "tour-quick.png").stat().st_size > 10_000
