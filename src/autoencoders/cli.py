@@ -97,14 +97,15 @@ def _settings_from(pairs: dict, where: str) -> dict:
     return out
 
 
-def _parse_set(items) -> dict:
+def _key_values(items, flag: str) -> dict:
+    """KEY=VALUE strings -> {key: value}, values read as YAML scalars (3 -> int, 0.5 -> float, true -> bool)."""
+    import yaml
+
     pairs = {}
     for item in items:
         if "=" not in item:
-            raise click.UsageError(f"--set {item!r}: expected KEY=VALUE")
+            raise click.UsageError(f"{flag} {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
-        import yaml
-
         try:
             pairs[key.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
@@ -112,16 +113,12 @@ def _parse_set(items) -> dict:
     return pairs
 
 
-def _data_options(items) -> dict:
-    import yaml
+def _parse_set(items) -> dict:
+    return _key_values(items, "--set")
 
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise click.UsageError(f"--data-option {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    return out
+
+def _data_options(items) -> dict:
+    return {k.replace("-", "_"): v for k, v in _key_values(items, "--data-option").items()}
 
 
 # ----- shared helpers -----
