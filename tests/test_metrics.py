@@ -199,3 +199,11 @@ def test_latent_2d_views(trained, digits):
     assert view.shape == (200, 2) and how == "PCA of the codes"
     view, how = metrics.latent_2d(vae, digits[0][:100], method="tsne")
     assert view.shape == (100, 2) and how.startswith("t-SNE")
+
+
+def test_retrieve_finds_the_query_itself_first(trained, digits):
+    _, plain = trained
+    x = digits[0]
+    indices, distances = metrics.retrieve(plain, x[[5, 9]], x, k=3)
+    assert indices.shape == (2, 3) and indices[:, 0].tolist() == [5, 9]
+    assert np.all(np.diff(distances, axis=1) >= 0) and np.allclose(distances[:, 0], 0, atol=1e-5)

@@ -247,6 +247,15 @@ def retrieval_precision(z: np.ndarray, labels: np.ndarray, k: int = 10) -> float
     return float((labels[np.stack(neighbours)] == labels[:, None]).mean())
 
 
+def retrieve(model, queries, database, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest examples of `database` to each query in the code space: (indices, distances), each (Q, k)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=min(k, len(database))).fit(codes(model, database))
+    distances, indices = index.kneighbors(codes(model, queries))
+    return indices, distances
+
+
 def latent_metrics(model, data, labels=None, train=None, train_labels=None, k: int = 10, seed: int = 0) -> dict:
     """Linear-probe and k-NN accuracy of the codes next to raw pixels and PCA of the same dimension,
     and retrieval precision@k in the code space. Probes fit on `train` when given (with labels),
