@@ -1,0 +1,202 @@
+"""Anomaly ("fake") scores and thresholds: one function per formula.
+
+Every score is per example and *higher means more anomalous*. Scores are
+computed in batches, in eval mode, without gradients, and are deterministic:
+no corruption (a denoising model scores the clean input), no sampling (a VAE
+decodes its posterior mean), so the same model and rows always give the same
+scores, whatever the batch they come in.
+
+    scores = anomaly.score(model, x, "reconstruction")        # (N,) NumPy
+    t = anomaly.threshold(train_scores, contamination=0.1)    # PyOD's rule
+    labels = anomaly.labels(scores, t)                        # 1 = outlier, 0 = inlier
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import erf
+from sklearn.preprocessing import MinMaxScaler
+
+from .config import ModelConfig
+from .errors import ConfigError, DataError, unknown
+from .models import gaussian_kl, reconstruction_nll_per_example
+
+
+@torch.no_grad()
+def per_example(model, x, fn: Callable, batch_size: int = 1024, dtype: torch.dtype = torch.float32,
+                shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """fn(model, batch) -> (B, ...) tensor over batches of x, in eval mode and without gradients.
+
+    x: (N, *shape) array or tensor, shape the model's input_shape unless given
+    (e.g. (latent_dim,) to decode codes). Returns the concatenated results as
+    NumPy. dtype=torch.float64 runs a float64 copy of the model: float32
+    matrix products round differently for different batch sizes (one row
+    alone versus the same row among many), in float64 those differences stay
+    far below any tolerance a caller would state. The model itself is not
+    changed (its training/eval mode is restored).
+    """
+    if len(x) == 0:
+        raise DataError("x is empty (0 examples)")
+    shape = tuple(model.config.input_shape) if shape is None else tuple(shape)
+    if tuple(x.shape[1:]) != shape:
+        raise DataError(f"x has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, shape))})")
+    was_training = model.training
+    net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    net.eval()  # no corruption, no dropout: the scores must not be random
+    try:
+        parts = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            # A copy per batch: x may be a read-only (memory-mapped) array, which torch cannot wrap.
+            xb = torch.tensor(np.asarray(xb)) if not isinstance(xb, torch.Tensor) else xb
+            parts.append(fn(net, xb.to(device=net.device, dtype=dtype)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(parts).numpy()
+
+
+def _reconstruction(model, x: torch.Tensor) -> torch.Tensor:
+    # model.code is the deterministic code: the posterior mean for a VAE.
+    out = model.decoder(model.code(x))
+    return reconstruction_nll_per_example(model.config.reconstruction, out, x, model.log_sigma)
+
+
+def _squared_error(model, x: torch.Tensor) -> torch.Tensor:
+    # output() maps the decoder's logits to data space (probabilities for bce).
+    return reconstruction_nll_per_example("mse", model.output(model.decoder(model.code(x))), x)
+
+
+def gaussian_smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel of (N, C, H, W) images convolved with a 2-D Gaussian of standard deviation sigma pixels.
+
+    Separable (a row pass, then a column pass), truncated at 4 sigma as
+    scipy.ndimage.gaussian_filter does; outside the image counts as zero.
+    """
+    radius = max(1, int(4 * sigma + 0.5))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    rows = F.conv2d(images, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+
+
+def _smoothed_squared_error(model, x: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
+    # The squared error of the low-passed residual: a stroke that is missing or extra (spatially
+    # coherent) counts fully, while a one-pixel misalignment of an otherwise right reconstruction
+    # (alternating signs) mostly cancels. Smoothing is linear, so this is the squared error
+    # between the smoothed input and the smoothed reconstruction.
+    x_hat = model.output(model.decoder(model.code(x)))
+    return reconstruction_nll_per_example("mse", gaussian_smooth(x_hat, smoothing), gaussian_smooth(x, smoothing))
+
+
+def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
+    # -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)) (Kingma & Welling 2014, eq. 3), with beta = 1:
+    # the bound on -log p(x), whatever beta the model was trained with. The expectation is taken
+    # at z = mu (the posterior mean) instead of by sampling, so the score is deterministic and does
+    # not depend on which other rows share the batch. For reconstruction='mse' the first term is the
+    # summed squared error: the Gaussian NLL with sigma^2 = 1/2 less a constant, same ranking.
+    # The encoder's output split as in VariationalAutoencoder.posterior, which would cast x to float32.
+    mu, logvar = model.encoder(x).chunk(2, dim=1)
+    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder(mu), x, model.log_sigma)
+    return nll + gaussian_kl(mu, logvar)
+
+
+SCORES: dict[str, Callable] = {
+    # the model's own reconstruction loss (nats for bce/gaussian, summed squared error for mse)
+    "reconstruction": _reconstruction,
+    # summed squared error between x and its reconstruction in data space, whatever the training loss
+    "squared_error": _squared_error,
+    # squared error of the Gaussian-smoothed residual, for images (input_shape (C, H, W))
+    "smoothed_squared_error": _smoothed_squared_error,
+    # the negative evidence lower bound of a VAE, at the posterior mean
+    "elbo": _negative_elbo,
+}
+
+
+def check_score(name: str, config: ModelConfig) -> None:
+    """Raise ConfigError unless `name` is a score that a model with this config can give."""
+    if name not in SCORES:
+        raise unknown("anomaly score", name, SCORES)
+    if name == "elbo" and not config.variational:
+        raise ConfigError(f"anomaly score 'elbo' needs a variational model (kind='vae'), got kind={config.kind!r}")
+    if name == "smoothed_squared_error" and len(config.input_shape) != 3:
+        raise ConfigError(
+            "anomaly score 'smoothed_squared_error' smooths images: it needs input_shape (C, H, W), "
+            f"got {tuple(config.input_shape)}"
+        )
+
+
+def scorer(name: str, smoothing: float = 1.0) -> Callable:
+    """The score function fn(model, batch) -> (B,) for per_example; smoothing: sigma in pixels."""
+    if name not in SCORES:
+        raise unknown("anomaly score", name, SCORES)
+    if name == "smoothed_squared_error":
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 < smoothing < math.inf:
+            raise ConfigError(f"smoothing must be a finite number > 0 (pixels), got {smoothing!r}")
+        return functools.partial(_smoothed_squared_error, smoothing=float(smoothing))
+    return SCORES[name]
+
+
+def score(model, x, name: str = "reconstruction", batch_size: int = 1024, dtype=torch.float32,
+          smoothing: float = 1.0) -> np.ndarray:
+    """Per-example anomaly scores (N,) of x (N, *input_shape): higher = more anomalous.
+
+    name: one of SCORES; smoothing: sigma in pixels for "smoothed_squared_error";
+    dtype: see per_example.
+    """
+    check_score(name, model.config)
+    return per_example(model, x, scorer(name, smoothing), batch_size, dtype)
+
+
+# ----- thresholds and labels (PyOD's conventions) -----
+
+
+def _check_contamination(contamination) -> None:
+    if isinstance(contamination, bool) or not isinstance(contamination, (int, float)) or not 0 < contamination <= 0.5:
+        raise ConfigError(f"contamination must be a float in the range (0.0, 0.5], got {contamination!r}")
+
+
+def threshold(train_scores, contamination: float) -> float:
+    """The (1 - contamination) quantile of the training scores (PyOD's rule).
+
+    With linear interpolation between order statistics, so that about a
+    `contamination` fraction of the training rows lies strictly above it.
+    """
+    _check_contamination(contamination)
+    return float(np.percentile(np.asarray(train_scores, dtype=np.float64), 100 * (1 - contamination)))
+
+
+def labels(scores, threshold: float) -> np.ndarray:
+    """1 = outlier (score above the threshold), 0 = inlier: PyOD's labels, not scikit-learn's -1/+1."""
+    return (np.asarray(scores) > threshold).astype(np.int64)
+
+
+PROBABILITIES = ("linear", "unify")
+
+
+def probability(train_scores, scores, method: str = "linear") -> np.ndarray:
+    """(N, 2): column 0 the probability of being an inlier, column 1 of being an outlier (PyOD's predict_proba).
+
+    linear: the scores min-max scaled by the training scores' range, clipped to [0, 1].
+    unify: erf of the scores standardised by the training scores (Kriegel et al. 2011,
+    "Interpreting and unifying outlier scores"), clipped to [0, 1].
+    """
+    train = np.asarray(train_scores, dtype=np.float64).reshape(-1, 1)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1, 1)
+    if method == "linear":
+        outlier = MinMaxScaler(clip=True).fit(train).transform(s)[:, 0]
+    elif method == "unify":
+        std = train.std()
+        z = (s[:, 0] - train.mean()) / (std * np.sqrt(2) if std > 0 else 1.0)
+        outlier = erf(z).clip(0, 1)
+    else:
+        raise unknown("probability method", method, PROBABILITIES)
+    return np.column_stack([1 - outlier, outlier])
