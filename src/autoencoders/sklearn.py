@@ -326,7 +326,7 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
     kind : str, default="denoising"
         A registered kind (``autoencoders.kinds()``). The denoising
         autoencoder (Gaussian noise of std 0.3 on the scaled features) scored
-        best of the kinds on one-class MNIST (docs/sklearn_and_anomaly.md).
+        best of the kinds on one-class MNIST (README, "What works for anomaly detection").
     latent_dim : int, default=16
     hidden : tuple of int, default=None
         None: (128,), one hidden layer of 128 units (none for "pca").
@@ -378,7 +378,7 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
         "smoothing": [Interval(Real, 0, None, closed="neither")],
     }
 
-    # One hidden layer of 128 units and squared error: measured best on one-class MNIST (docs/sklearn_and_anomaly.md).
+    # One hidden layer of 128 units and squared error: measured best on one-class MNIST (README, "What works for anomaly detection").
     _default_hidden = (128,)
     _default_reconstruction = "mse"
 
