@@ -126,12 +126,14 @@ def _data_options(items) -> dict:
 
 def _load_data(name, options: dict, model=None):
     """A dataset; for an existing model, raw values go through the scaling recorded at training."""
+    import torch
+
     from . import datasets
 
     scaling = getattr(model, "data_scaling", None) if model is not None else None
     if scaling and scaling.get("method") not in (None, "none") and "scale" not in options:
         ds = datasets.load(name, scale="none", **options)
-        ds.x = __import__("torch").from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
+        ds.x = torch.from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
         ds.scaling = scaling
         return ds
     return datasets.load(name, **options)
@@ -181,12 +183,6 @@ def _write_output(path, array, model, ncols=8, header=None):
     else:
         _save_array(path, array, header)
     click.echo(f"wrote {path}")
-
-
-def _load_run(run):
-    from .checkpoint import load
-
-    return load(run)
 
 
 # ----- commands -----
@@ -310,7 +306,7 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
     from .metrics import evaluate as ev
     from .report.run import flatten
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     ds = _run_data(Path(run), model, data, data_option)
     result = ev(model, ds, log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
@@ -333,7 +329,7 @@ def generate(run, n, out, seed, density):
     from .generation import sample
     from .models import VariationalAutoencoder
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     train = None
     if density is not None or not isinstance(model, VariationalAutoencoder):
         train = _run_data(Path(run), model, None, ())
@@ -350,7 +346,7 @@ def encode(run, data, data_option, out):
     """Write the codes of --data (VAE: posterior means)."""
     from .metrics import codes
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     z = codes(model, _run_data(Path(run), model, data, data_option))
     _write_output(out, z, model, header=[f"z{i}" for i in range(z.shape[1])])
 
@@ -370,7 +366,7 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed):
 
     from .corruption import corrupt
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     x = torch.as_tensor(np.asarray(_run_data(Path(run), model, data, data_option).x, dtype=np.float32))
     if noise is not None:
         if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
@@ -401,7 +397,7 @@ def interpolate(run, data, data_option, start, end, steps, method, out):
     """Decode the path between the codes of examples --from and --to."""
     from .generation import interpolate as interp
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     ds = _run_data(Path(run), model, data, data_option)
     for name, i in (("--from", start), ("--to", end)):
         if i >= len(ds):
@@ -423,7 +419,7 @@ def detect(run, data, data_option, out, contamination):
 
     if not 0 < contamination <= 0.5:
         raise click.BadParameter(f"{contamination} is not in (0, 0.5]", param_hint="--contamination")
-    model = _load_run(run)
+    model = ckpt.load(run)
     ds = _run_data(Path(run), model, data, data_option)
     scores = anomaly.score(model, ds.x, "elbo" if model.config.variational else "reconstruction")
     threshold = anomaly.threshold(scores, contamination)
@@ -445,7 +441,7 @@ def report(run, data, data_option):
     """(Re)write RUN/report.html."""
     from .report import write_report
 
-    model = _load_run(run)
+    model = ckpt.load(run)
     ds = _run_data(Path(run), model, data, data_option) if data else None
     click.echo(f"wrote {write_report(run, data=ds)}")
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from . import datasets, metrics
+from .corruption import corrupt
 from .generation import extrapolate, interpolate, latent_grid, sample
 from .kinds import build
 from .quality import generation_quality, train_judge
@@ -40,8 +41,8 @@ class Budget:
 
 
 class Tour:
-    def __init__(self, data: str, out: Path, quick: bool, seed: int, echo=print):
-        self.out, self.seed, self.echo = out, seed, echo
+    def __init__(self, data: str, quick: bool, seed: int):
+        self.seed = seed
         self.budget = Budget.for_mode(quick)
         ds = datasets.load(data)
         if len(ds.input_shape) != 3 or ds.y is None:
@@ -219,10 +220,9 @@ class Tour:
         plain = self.train("ae", latent_dim=32)
         r_d, r_p = metrics.denoising(dae, self.x_test), metrics.denoising(plain, self.x_test, noise="gaussian",
                                                                          noise_level=0.4)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # the same corruption the model was trained and measured with
             torch.manual_seed(self.seed)
-            noisy = np.clip(self.x_test[:10] + 0.4 * np.random.default_rng(self.seed).normal(size=self.x_test[:10].shape),
-                            0, 1).astype(np.float32)
+            noisy = corrupt(torch.from_numpy(self.x_test[:10]), "gaussian", 0.4).numpy()
         fig = image_rows([("noisy", noisy), ("denoising AE", dae.reconstruct(noisy)), ("plain AE", plain.reconstruct(noisy)),
                           ("clean", self.x_test[:10])], self.shape)
         rows = [[name, r["noisy_psnr_db"], r["denoised_psnr_db"], r["psnr_gain_db"]] for name, r in
@@ -404,7 +404,7 @@ def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed:
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        tour = Tour(data, out, quick, seed, echo)
+        tour = Tour(data, quick, seed)
         page = Page("The autoencoder family: a tour",
                     intro=f"The lectures' experiments on {tour.name} ({len(tour.x_train)} training and {len(tour.x_test)} "
                           f"test images) and toy sets, {'quick mode' if quick else 'default mode'}, seed {seed}. "

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import torch
 
+from .datasets.base import MappedArray
 from .errors import DataError
 
 _CHUNK = 1 << 22  # values per chunk when scanning a large array
@@ -19,7 +20,7 @@ def as_array(x, name: str = "x"):
     """A float32 torch.Tensor, or a NumPy memmap left on disk (batches are read from it)."""
     if hasattr(x, "x") and hasattr(x, "input_shape"):  # a datasets.Dataset
         x = x.x
-    if isinstance(x, np.memmap) or type(x).__name__ == "MappedArray":
+    if isinstance(x, (np.memmap, MappedArray)):
         return x  # stays on disk: batches are read by take()
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:

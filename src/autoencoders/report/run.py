@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .. import checkpoint as ckpt
 from .figures import image_grid, image_rows, image_shape, loss_curves, scatter, side_by_side
@@ -103,7 +104,7 @@ def write_report(folder, data=None) -> Path:
                                      tables=[table([[k, v] for k, v in flatten(report)], ["metric", "value"])]))
     if isinstance(model, VariationalAutoencoder):
         if image_shape(shape) is not None:
-            samples = model.sample(32, generator=__import__("torch").Generator().manual_seed(0)).cpu().numpy()
+            samples = model.sample(32, generator=torch.Generator().manual_seed(0)).cpu().numpy()
             page.sections.append(Section("Samples from the prior", "Decoded draws z ~ N(0, I).",
                                          [("samples", image_grid(samples, shape, ncols=16))]))
     command = config.get("command")
