@@ -41,6 +41,10 @@ class ModelConfig:
     noise: str | None = None  # training-time input corruption: "gaussian", "masking", "salt_and_pepper"
     noise_level: float = 0.3  # std for gaussian, probability for masking / salt_and_pepper
     contractive_weight: float = 0.0  # lambda * ||J_f(x)||_F^2 (Rifai et al. 2011)
+    # Random projections per step for the unbiased estimate of ||J_f(x)||_F^2 in training
+    # (Hutchinson 1990; one vector-Jacobian product each); 0 = exact, one product per code unit.
+    # A single sigmoid layer always uses its exact closed form.
+    contractive_projections: int = 1
     init: str = "random"  # "pca": closed-form PCA weights before training (linear models)
     pretrain_epochs: int = 0  # stacked: greedy epochs per layer before end-to-end fine-tuning
     seed: int = 0  # seeds the weight initialisation
@@ -100,6 +104,9 @@ class ModelConfig:
             raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
         if isinstance(self.pretrain_epochs, bool) or not isinstance(self.pretrain_epochs, int) or self.pretrain_epochs < 0:
             raise ConfigError(f"pretrain_epochs must be an int >= 0, got {self.pretrain_epochs!r}")
+        if (isinstance(self.contractive_projections, bool) or not isinstance(self.contractive_projections, int)
+                or self.contractive_projections < 0):
+            raise ConfigError(f"contractive_projections must be an int >= 0 (0 = exact), got {self.contractive_projections!r}")
         return self
 
     def to_json(self) -> dict:

@@ -28,6 +28,7 @@ _PLAIN = dict(
     noise=None,
     noise_level=0.3,
     contractive_weight=0.0,
+    contractive_projections=1,
 )
 
 

@@ -165,27 +165,41 @@ class Autoencoder(nn.Module):
             return corrupt(x, self.config.noise, self.config.noise_level)
         return x
 
-    def contractive_penalty(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """||J_f(x)||_F^2: closed form for one sigmoid layer, exact VJPs otherwise."""
+    def _closed_form_jacobian(self) -> bool:
         c = self.config
-        if c.architecture == "mlp" and not c.hidden and c.code_activation == "sigmoid" and not c.variational:
-            return penalties.sigmoid_layer_frobenius(z, nets.linears(self.encoder)[0].weight)
-        return penalties.jacobian_frobenius(self.code, x)
+        return c.architecture == "mlp" and not c.hidden and c.code_activation == "sigmoid" and not c.variational
+
+    def contractive_penalty(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """||J_f(x)||_F^2 for z = f(x): closed form for one sigmoid layer; otherwise exact VJPs
+        (contractive_projections=0) or the unbiased random-projection estimate, which reuses
+        z's forward pass when x requires grad."""
+        c = self.config
+        if self._closed_form_jacobian():
+            weight = nets.linears(self.encoder)[0].weight
+            return penalties.sigmoid_layer_frobenius(z.to(weight.dtype), weight)
+        if c.contractive_projections == 0:
+            return penalties.jacobian_frobenius(self.code, x)
+        return penalties.jacobian_frobenius_estimate(self.code, x, c.contractive_projections, z)
 
     def loss(self, x) -> LossTerms:
         """Named per-example terms and the weighted total (works in eval mode and under no_grad)."""
         c = self.config
         x = self.check_input(x)
         x_in = self.corrupted(x)
-        z = self.encoder(x_in)
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z), x, self.log_sigma)
+        estimate_jacobian = c.contractive_weight > 0 and c.contractive_projections > 0 and not self._closed_form_jacobian()
+        if estimate_jacobian and torch.is_grad_enabled():
+            x_in = x_in.detach().requires_grad_(True)  # the penalty's VJP reuses this forward pass
+        code = self.encoder(x_in)
+        # .float(): under bf16/fp16 autocast the layers run in low precision, the losses in float32.
+        z = code.float()
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
         total, terms = nll, {"reconstruction": nll}
         if c.sparsity is not None:
             s = penalties.l1_activity(z) if c.sparsity == "l1" else penalties.kl_sparsity(z, c.sparsity_target)
             total = total + c.sparsity_weight * s
             terms["sparsity"] = s
         if c.contractive_weight > 0:
-            j = self.contractive_penalty(x_in, z)
+            j = self.contractive_penalty(x_in, code)
             total = total + c.contractive_weight * j
             terms["contractive"] = j
         return LossTerms(total, **terms)
@@ -212,10 +226,10 @@ class VariationalAutoencoder(Autoencoder):
         """-ELBO with beta: reconstruction NLL + beta * KL(q(z|x) || N(0, I)), per example, in nats."""
         c = self.config
         x = self.check_input(x)
-        mu, logvar = self.encoder(self.corrupted(x)).chunk(2, dim=1)
+        mu, logvar = self.encoder(self.corrupted(x)).float().chunk(2, dim=1)  # float32 under autocast too
         # Reparameterisation (Kingma & Welling 2014, eq. 10): z = mu + sigma * eps, eps ~ N(0, I).
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z), x, self.log_sigma)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
         kl = gaussian_kl(mu, logvar).mean()
         return LossTerms(nll + c.beta * kl, reconstruction=nll, kl=kl)
 

@@ -40,6 +40,29 @@ def sigmoid_layer_frobenius(h: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     return ((h * (1 - h)) ** 2 @ (weight**2).sum(1)).mean()
 
 
+def jacobian_frobenius_estimate(encoder: nn.Module, x: torch.Tensor, projections: int = 1,
+                                z: torch.Tensor | None = None) -> torch.Tensor:
+    """An unbiased estimate of ||J_f(x)||_F^2 averaged over the batch, from `projections` random VJPs.
+
+    Hutchinson (1990): for u ~ N(0, I_k), E[u^T A u] = tr(A); with A = J J^T,
+    E ||J^T u||^2 = tr(J J^T) = ||J||_F^2. Each projection costs one
+    vector-Jacobian product, whatever the code size (the exact form needs k).
+    Pass z = encoder(x) computed from an x that requires grad to reuse that
+    forward pass (the training loss does); otherwise the encoder runs here.
+    """
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        if z is None or not z.requires_grad or not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+            z = encoder(x)
+        total = 0.0
+        for _ in range(projections):
+            (g,) = torch.autograd.grad(z, x, grad_outputs=torch.randn_like(z), create_graph=create_graph,
+                                       retain_graph=True)
+            total = total + g.float().pow(2).flatten(1).sum(1).mean()
+    return total / projections
+
+
 def jacobian_frobenius(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """||J_f(x)||_F^2 averaged over the batch, exact, for any per-example encoder.
 

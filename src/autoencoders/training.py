@@ -22,7 +22,10 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .errors import CheckpointError, ConfigError, TrainingError
+from . import distributed
+from .errors import CheckpointError, ConfigError, TrainingError, unknown
+from .precision import PRECISIONS, resolve as resolve_precision
+from .precision import autocast as precision_autocast
 from .validation import as_array, check_data, take
 
 
@@ -36,6 +39,12 @@ class FitOptions:
     patience: int | None = None  # early stopping: epochs without validation improvement; restores the best weights
     clip_grad_norm: float | None = None  # clip the global gradient norm to this value
     weight_decay: float = 0.0  # Adam's L2 weight decay
+    # "auto": bf16 autocast where the device multiplies bf16 fast and the model is big enough
+    # to gain (precision.resolve); "fp32"; "bf16"; "fp16" (CUDA only, with loss scaling).
+    precision: str = "auto"
+    # "constant", or "cosine": linear warm-up over the first 5% of steps, then cosine decay
+    # to zero (Loshchilov & Hutter, SGDR, 2017); lets a larger lr and batch train fast and end smooth.
+    lr_schedule: str = "constant"
 
     def validate(self) -> FitOptions:
         _int_at_least("epochs", self.epochs, 1)
@@ -52,7 +61,26 @@ class FitOptions:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 <= self.val_fraction < 1:
             raise ConfigError(f"val_fraction must lie in [0, 1), got {self.val_fraction!r}")
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise unknown("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         return self
+
+
+LR_SCHEDULES = ("constant", "cosine")
+WARMUP_FRACTION = 0.05
+
+
+def learning_rate(opts: FitOptions, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (0-based) of a stage of `total_steps` steps."""
+    if opts.lr_schedule == "constant":
+        return opts.lr
+    warmup = max(1, round(WARMUP_FRACTION * total_steps))
+    if step < warmup:
+        return opts.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return opts.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _int_at_least(name, value, low):
@@ -137,22 +165,62 @@ def evaluate_loss(model, data, rows=None, batch_size: int = 1024) -> dict[str, f
     return {k: float(v) / len(rows) for k, v in sums.items()}
 
 
-def _train_epoch(model, data, rows, optimizer, opts: FitOptions, generator, bar) -> dict[str, float]:
+class Objective(torch.nn.Module):
+    """model.loss as a forward pass, so that DistributedDataParallel sees and synchronises it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        terms = self.model.loss(x)
+        return terms.total, terms.tensors
+
+
+@dataclass
+class Step:
+    """What one optimizer step needs besides the batch: built once per stage."""
+
+    objective: torch.nn.Module  # Objective, in DDP when distributed
+    optimizer: torch.optim.Optimizer
+    autocast: Callable  # () -> the precision's autocast context
+    scaler: object | None  # fp16 gradient scaler (CUDA only)
+    dist: distributed.Context
+    total_steps: int  # optimizer steps of the whole stage (the lr schedule's length)
+
+
+def _train_epoch(model, data, rows, step: Step, opts: FitOptions, generator, bar, first_step: int) -> dict[str, float]:
     model.train()
     sums: dict[str, torch.Tensor] = {}
     params = [p for p in model.parameters() if p.requires_grad]
-    for idx in _batches(len(rows), opts.batch_size, generator):
-        xb = take(data, rows[idx]).to(model.device, non_blocking=True)
-        terms = model.loss(xb)
-        optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+    dev = model.device
+    for i, idx in enumerate(_batches(len(rows), opts.batch_size, generator)):
+        mine, weight = step.dist.shard(idx)
+        xb = take(data, rows[mine]).to(dev, non_blocking=True)
+        for group in step.optimizer.param_groups:
+            group["lr"] = learning_rate(opts, first_step + i, step.total_steps)
+        with step.autocast():
+            total, terms = step.objective(xb)
+        loss = total if weight == 1.0 else total * weight
+        step.optimizer.zero_grad(set_to_none=True)
+        # inputs=params: no gradient for the batch itself (the contractive penalty makes it require grad).
+        (loss if step.scaler is None else step.scaler.scale(loss)).backward(inputs=params)
+        if step.scaler is not None:
+            step.scaler.unscale_(step.optimizer)
         if opts.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, opts.clip_grad_norm)
-        optimizer.step()
-        for k, v in terms.tensors.items():  # accumulate on device: no host sync per step
-            sums[k] = sums.get(k, 0) + v * len(idx)
+        if step.scaler is not None:
+            step.scaler.step(step.optimizer)
+            step.scaler.update()
+        else:
+            step.optimizer.step()
+        rows_here = len(mine) if weight else 0
+        for k, v in terms.items():  # accumulate on device: no host sync per step
+            sums[k] = sums.get(k, 0) + v.float() * rows_here
         bar.update(1)
-    return {k: float(v) / len(rows) for k, v in sums.items()}
+    names = list(sums)
+    totals = step.dist.sum(torch.stack([sums[k] for k in names]))  # one all-reduce per epoch
+    return {k: float(v) / len(rows) for k, v in zip(names, totals.tolist())}
 
 
 def _progress(total: int, desc: str, verbose: int):
@@ -203,7 +271,11 @@ def _restore_optimizer(optimizer, tensors: dict, meta: dict) -> None:
 
 
 def _make_optimizer(model, opts: FitOptions):
-    return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    """Adam, fused into one kernel per step where this PyTorch supports it (CPU since 2.4, CUDA), else foreach."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay, foreach=True)
 
 
 def _output_bias_init(model, data, rows, max_rows: int = 10000) -> None:
@@ -269,10 +341,13 @@ def fit(
     patience: int | None = None,
     clip_grad_norm: float | None = None,
     weight_decay: float = 0.0,
+    precision: str = "auto",
+    lr_schedule: str = "constant",
     device=None,
     verbose: int = 1,
     report: bool = False,
     command: str | None = None,
+    callback: Callable | None = None,
 ) -> History:
     """Train `model` on x (array, tensor or Dataset of shape (N, *input_shape)); labels are never needed.
 
@@ -282,8 +357,15 @@ def fit(
     with exactly the weights an uninterrupted run would have. Returns the
     History (one row per epoch of every stage). `report=True` also writes report.html
     (figures need matplotlib); `command` is recorded in config.json and the report.
+    `callback(row, model)` is called after every epoch with its History row; returning
+    True stops training there (the run folder is complete, as after the last epoch).
+
+    Started by torchrun (WORLD_SIZE > 1), every process runs this with the same
+    arguments: the model trains in DistributedDataParallel, each rank on its slice
+    of every global batch of `batch_size` rows, and only rank 0 writes `out`.
     """
-    opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay).validate()
+    opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay,
+                      precision, lr_schedule).validate()
     cfg = model.config
     bce = cfg.reconstruction == "bce"
     data = as_array(x, "x")
@@ -296,7 +378,7 @@ def fit(
     else:
         val_data = data
         train_rows, val_rows = _split(data.shape[0], opts.val_fraction, opts.seed)
-    dev = resolve_device(device)
+    dist, dev = distributed.context(resolve_device(device))
     folder = Path(out) if out is not None else None
     state_meta, state_tensors = None, None
     if folder is not None:
@@ -315,6 +397,9 @@ def fit(
             raise CheckpointError(f"out={str(folder)!r} exists and is not a folder")
 
     model.to(dev)
+    used_precision = resolve_precision(opts.precision, dev, model)
+    writes = folder is not None and dist.main
+    dist.barrier()  # every rank has checked the run folder before rank 0 changes it
     stages = _plan(model, opts)
     history = History(state_meta["history"] if state_meta else [])
     started = time.perf_counter()
@@ -331,7 +416,7 @@ def fit(
             model.to(dev)
         else:
             _output_bias_init(model, data, train_rows)
-        if folder is not None and state_meta is None:
+        if writes and state_meta is None:
             folder.mkdir(parents=True, exist_ok=True)
             for stale in (ckpt.STATE, ckpt.METRICS, ckpt.HISTORY):
                 (folder / stale).unlink(missing_ok=True)
@@ -339,7 +424,8 @@ def fit(
                 model, folder,
                 training=asdict(opts),
                 data={"scaling": scaling, "source": getattr(x, "source", None), "n_train": len(train_rows),
-                      "n_val": len(val_rows), "device": str(dev)},
+                      "n_val": len(val_rows), "device": str(dev), "precision": used_precision,
+                      "processes": dist.world},
                 command=command,
             )
         for index, stage in enumerate(stages):
@@ -349,9 +435,13 @@ def fit(
                 state_meta["stopped_early"] or state_meta["epoch"] >= stage.epochs)
             if state_meta is not None and (index < state_meta["stage_index"] or finished):
                 continue
-            _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, shuffle, dev, folder, history,
-                       state_meta if resumed else None, state_tensors if resumed else None, verbose)
-    if folder is not None:
+            stopped = _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, shuffle, dev,
+                                 folder if writes else None, history, state_meta if resumed else None,
+                                 state_tensors if resumed else None, verbose if dist.main else 0,
+                                 Run(dist, used_precision, callback))
+            if stopped:
+                break
+    if writes:
         _write_metrics(model, folder, data, train_rows, val_data, val_rows, time.perf_counter() - started)
         if report:
             from .report import write_report
@@ -361,8 +451,18 @@ def fit(
     return history
 
 
+@dataclass
+class Run:
+    """Per-run settings every stage shares."""
+
+    dist: distributed.Context
+    precision: str  # resolved: fp32, bf16 or fp16
+    callback: Callable | None
+
+
 def _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, shuffle, dev, folder, history,
-               meta, tensors, verbose):
+               meta, tensors, verbose, run: Run) -> bool:
+    """Train one stage; True when the callback asked to stop the whole run."""
     sub = stage.model
     optimizer = _make_optimizer(sub, opts)
     first_epoch, best, best_val, bad_epochs = 1, None, math.inf, 0
@@ -379,11 +479,19 @@ def _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, 
     else:
         data_s, rows_s, val_s, vrows_s = data, train_rows, val_data, val_rows
     steps = math.ceil(len(rows_s) / opts.batch_size)
+    scaler = _grad_scaler(dev) if run.precision == "fp16" else None
+    step = Step(distributed.wrap(Objective(sub), run.dist, dev), optimizer,
+                lambda: precision_autocast(dev, run.precision), scaler, run.dist, steps * stage.epochs)
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stop_run = False
     with _progress(steps * (stage.epochs - first_epoch + 1), stage.name, verbose) as bar:
         for epoch in range(first_epoch, stage.epochs + 1):
             t0 = time.perf_counter()
-            train = _train_epoch(sub, data_s, rows_s, optimizer, opts, shuffle, bar)
+            if run.dist.enabled:
+                # Each rank its own noise stream (corruption, VAE sampling), reproducible per epoch
+                # whatever the number of processes a resumed run has.
+                torch.manual_seed(hash((opts.seed, index, epoch, run.dist.rank)) % 2**63)
+            train = _train_epoch(sub, data_s, rows_s, step, opts, shuffle, bar, (epoch - 1) * steps)
             val = evaluate_loss(sub, val_s, vrows_s) if len(vrows_s) else {}
             seconds = time.perf_counter() - t0
             for prefix, terms in (("train", train), ("validation", val)):
@@ -399,7 +507,8 @@ def _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, 
             row.update({f"val_{k}": v for k, v in val.items()})
             history.append(row)
             bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("total")})
-            done, stopped_early = epoch == stage.epochs, False
+            stop_run = bool(run.callback(row, model)) if run.callback is not None else False
+            done, stopped_early = epoch == stage.epochs or stop_run, False
             if val and opts.patience is not None:
                 if val["total"] < best_val:
                     best_val, bad_epochs = val["total"], 0
@@ -422,6 +531,14 @@ def _run_stage(model, stage, index, data, train_rows, val_data, val_rows, opts, 
                 ckpt.write_tensors(folder / ckpt.STATE, tensors_out, meta_out)
             if done:
                 break
+    return stop_run
+
+
+def _grad_scaler(dev):
+    """Loss scaling for fp16 autocast (its range is too narrow for small gradients)."""
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(dev.type)
+    return torch.cuda.amp.GradScaler()
 
 
 def _features_of(data, rows, features, dev):

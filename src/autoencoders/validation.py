@@ -10,10 +10,8 @@ import math
 import numpy as np
 import torch
 
-from .datasets.base import MappedArray
+from .datasets.base import CHUNK, MappedArray, release_pages
 from .errors import DataError
-
-_CHUNK = 1 << 22  # values per chunk when scanning a large array
 
 
 def as_array(x, name: str = "x"):
@@ -35,10 +33,13 @@ def as_array(x, name: str = "x"):
 
 def _chunks(x):
     n = x.shape[0]
-    step = max(1, _CHUNK // max(1, math.prod(x.shape[1:])))
+    step = max(1, CHUNK // max(1, math.prod(x.shape[1:])))
     for i in range(0, n, step):
         part = x[i : i + step]
-        yield i, torch.from_numpy(np.array(part, dtype=np.float32)) if isinstance(part, np.ndarray) else part
+        if isinstance(part, np.ndarray):
+            part = torch.from_numpy(np.array(part, dtype=np.float32))
+            release_pages(x, part.numel())
+        yield i, part
 
 
 def check_data(x, input_shape, name: str = "x", unit_range: bool = False) -> None:
@@ -74,4 +75,6 @@ def take(x, idx: torch.Tensor) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x[idx]
     rows = np.sort(idx.numpy())
-    return torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
+    out = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
+    release_pages(x, out.numel())
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from ..errors import DataError
 
 SCALES = ("auto", "pixels", "standard", "minmax", "none")
-_CHUNK = 1 << 22  # values per chunk when a statistic is computed over a memory-mapped array
+CHUNK = 1 << 22  # values per chunk when a large (memory-mapped) array is scanned
 
 
 class MappedArray:
@@ -106,7 +107,7 @@ def _column_stats(raw) -> dict:
     """Per-feature min, max, mean and std, in chunks (works on memmaps)."""
     n = raw.shape[0]
     d = math.prod(raw.shape[1:])
-    step = max(1, _CHUNK // max(1, d))
+    step = max(1, CHUNK // max(1, d))
     lo = np.full(d, np.inf)
     hi = np.full(d, -np.inf)
     s = np.zeros(d)
@@ -116,6 +117,7 @@ def _column_stats(raw) -> dict:
         lo, hi = np.minimum(lo, part.min(0)), np.maximum(hi, part.max(0))
         s += part.sum(0)
         ss += (part**2).sum(0)
+        release_pages(raw, part.size)
     mean = s / n
     std = np.sqrt(np.maximum(ss / n - mean**2, 0))
     return {"min": lo, "max": hi, "mean": mean, "std": std}
@@ -177,3 +179,29 @@ def make_dataset(raw, name: str, y=None, scale: str = "auto", images: bool = Fal
     if labels is not None and len(labels) != raw.shape[0]:
         raise DataError(f"{name}: {len(labels)} labels for {raw.shape[0]} examples")
     return Dataset(x, labels, name, scaling, dict(info or {}))
+
+
+_RELEASE_EVERY = 1 << 24  # values read from a mapping between two releases (64 MB of float32)
+_read_since_release: dict[int, int] = {}
+
+
+def release_pages(x, values_read: int) -> None:
+    """Unmap the pages of a memory-mapped file that reads have touched, every 2**24 values read.
+
+    Pages of a file mapping that a process has read count in its resident memory
+    until it unmaps them, so one shuffled epoch over a file of several GB would
+    end with the whole file resident. MADV_DONTNEED drops them from this process
+    only: they stay in the kernel's page cache, and the next read maps them back
+    cheaply (a minor fault, no disk read while the cache holds them).
+    """
+    array = x.data if isinstance(x, MappedArray) else x
+    mapping = getattr(array, "_mmap", None)  # numpy.memmap keeps its mmap.mmap here
+    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    key = id(mapping)
+    read = _read_since_release.get(key, 0) + values_read
+    if read < _RELEASE_EVERY:
+        _read_since_release[key] = read
+        return
+    _read_since_release[key] = 0
+    mapping.madvise(mmap.MADV_DONTNEED)
