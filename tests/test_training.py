@@ -2,12 +2,14 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
 
 import autoencoders as ae
+from autoencoders import checkpoint as ckpt
 from autoencoders import training
 
 
@@ -178,3 +180,99 @@ def test_memmap_array_trains_from_disk(digits, tmp_path):
     model = ae.build("ae", input_shape=(64,), hidden=(16,), latent_dim=4)
     history = ae.fit(model, x, epochs=2, verbose=0)
     assert history[-1]["val_total"] < history[0]["val_total"]
+
+
+# ----- speed options: precision, lr schedule, callback, memmap page release -----
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from autoencoders.training import FitOptions, learning_rate
+
+    opts = FitOptions(lr=0.01, lr_schedule="cosine")
+    lrs = [learning_rate(opts, step, 200) for step in range(200)]
+    assert lrs[0] == pytest.approx(0.01 / 10)  # warm-up: 5% of 200 steps = 10
+    assert max(lrs) == pytest.approx(0.01) and lrs.index(max(lrs)) == 9
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # then never rises
+    assert lrs[-1] < 1e-5
+    assert learning_rate(FitOptions(lr=0.01), 123, 200) == 0.01
+
+
+def test_precision_choices_and_errors(digits):
+    from autoencoders.precision import resolve
+
+    cpu = torch.device("cpu")
+    small = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
+    assert resolve("fp32", cpu, small) == "fp32" and resolve("bf16", cpu, small) == "bf16"
+    assert resolve("auto", cpu, small) == "fp32"  # 4 kFLOP per example: overhead-bound, bf16 gains nothing
+    assert resolve("auto", cpu, ae.build("pca", input_shape=(784,))) == "fp32"  # linear: kept exact
+    with pytest.raises(ae.ConfigError, match="fp16.*needs a CUDA device"):
+        resolve("fp16", cpu, small)
+    with pytest.raises(ae.ConfigError, match=r"unknown precision 'bf61'.*valid: auto, bf16, fp16, fp32"):
+        ae.fit(small, digits[0], precision="bf61", verbose=0)
+    with pytest.raises(ae.ConfigError, match="unknown lr_schedule 'cosin'"):
+        ae.fit(small, digits[0], lr_schedule="cosin", verbose=0)
+
+
+def test_bf16_training_matches_fp32_quality(digits):
+    x = digits[0]
+    finals = {}
+    for precision in ("fp32", "bf16"):
+        model = ae.build("vae", input_shape=(64,), hidden=(128, 64), latent_dim=8, seed=1)
+        history = ae.fit(model, x, epochs=8, lr=3e-3, seed=1, precision=precision, verbose=0)
+        finals[precision] = history[-1]["val_total"]
+    # bf16 keeps losses and optimizer state in float32: the validation -ELBO ends within 2%.
+    assert finals["bf16"] == pytest.approx(finals["fp32"], rel=0.02)
+
+
+def test_callback_sees_every_epoch_and_can_stop_the_run(digits, tmp_path):
+    seen = []
+
+    def callback(row, model):
+        seen.append((row["epoch"], row["train_total"], model.training))
+        return row["epoch"] == 2
+
+    model = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
+    history = ae.fit(model, digits[0], epochs=5, out=tmp_path / "run", callback=callback, verbose=0)
+    assert [e for e, _, _ in seen] == [1, 2] and len(history) == 2
+    assert (tmp_path / "run" / ckpt.METRICS).exists()  # the folder is complete, as after a last epoch
+    resumed = ae.fit(model, digits[0], epochs=5, out=tmp_path / "run", resume=True, verbose=0)
+    assert [row["epoch"] for row in resumed] == [1, 2, 3, 4, 5]
+
+
+def test_ddp_shard_weights_make_the_global_mean():
+    from autoencoders.distributed import Context
+
+    idx = torch.arange(5)
+    for world in (1, 2, 3, 8):
+        parts = [Context(rank, world).shard(idx) for rank in range(world)]
+        covered = sorted(int(i) for rows, weight in parts if weight for i in rows)
+        assert covered == list(range(5))  # every row once; empty ranks run one row weighted 0
+        # DDP averages the ranks' gradients: (1 / world) sum_r weight_r * mean_r must give every
+        # row the factor 1 / n of the global mean, i.e. weight_r / (world * n_r) = 1 / n.
+        for rows, weight in parts:
+            if weight:
+                assert weight / (world * len(rows)) == pytest.approx(1 / len(idx))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RssFile from /proc")
+def test_training_from_a_memmap_keeps_file_pages_out_of_resident_memory(tmp_path):
+    def rss_file_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(80_000, 784))  # 251 MB
+    for i in range(0, 80_000, 10_000):
+        out[i:i + 10_000] = rng.random((10_000, 784), dtype=np.float32)
+    out.flush()
+    del out
+    data = ae.datasets.load(path, memmap_threshold=0, scale="none")
+    before = rss_file_mb()
+    model = ae.build("ae", input_shape=(784,), hidden=(16,), latent_dim=4)
+    ae.fit(model, data, epochs=1, batch_size=512, val_fraction=0.01, verbose=0, precision="fp32")
+    grown = rss_file_mb() - before
+    # One shuffled epoch touches every page of the 251 MB file; each read releases its pages.
+    assert grown < 100, f"resident file pages grew by {grown:.0f} MB"

@@ -280,11 +280,16 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
     model = build(kind, ds.input_shape, **settings)
     folder = Path(run_args.pop("out", None) or Path("runs") / kind)
     command = "autoencoders " + shlex.join(sys.argv[1:])
-    click.echo(f"training {kind} on {ds.name}: {len(ds)} examples of shape {ds.input_shape} -> {folder}")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, only rank 0 reports
+    if main_process:
+        click.echo(f"training {kind} on {ds.name}: {len(ds)} examples of shape {ds.input_shape} -> {folder}"
+                   + (f" ({os.environ['WORLD_SIZE']} processes)" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
     started = time.perf_counter()
     history = fit(model, ds, out=folder, verbose=0 if quiet else 1, report=True, command=command,
                   **fit_args, **run_args)
     seconds = time.perf_counter() - started
+    if not main_process:
+        return
     metrics = json.loads((folder / ckpt.METRICS).read_text())
     click.echo(f"\n{kind}: {len(history)} epochs in {seconds:.1f} s ({', '.join(history.stages)})")
     for split in ("train", "validation"):

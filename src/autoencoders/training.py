@@ -447,6 +447,7 @@ def fit(
             from .report import write_report
 
             write_report(folder, data=x if hasattr(x, "input_shape") else None)
+    dist.barrier()  # the other ranks return once rank 0 has written the run folder
     model.eval()
     return history
 

@@ -38,7 +38,7 @@ def _chunks(x):
         part = x[i : i + step]
         if isinstance(part, np.ndarray):
             part = torch.from_numpy(np.array(part, dtype=np.float32))
-            release_pages(x, part.numel())
+            release_pages(x)
         yield i, part
 
 
@@ -76,5 +76,5 @@ def take(x, idx: torch.Tensor) -> torch.Tensor:
         return x[idx]
     rows = np.sort(idx.numpy())
     out = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
-    release_pages(x, out.numel())
+    release_pages(x)
     return out

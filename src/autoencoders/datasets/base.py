@@ -117,7 +117,7 @@ def _column_stats(raw) -> dict:
         lo, hi = np.minimum(lo, part.min(0)), np.maximum(hi, part.max(0))
         s += part.sum(0)
         ss += (part**2).sum(0)
-        release_pages(raw, part.size)
+        release_pages(raw)
     mean = s / n
     std = np.sqrt(np.maximum(ss / n - mean**2, 0))
     return {"min": lo, "max": hi, "mean": mean, "std": std}
@@ -181,27 +181,18 @@ def make_dataset(raw, name: str, y=None, scale: str = "auto", images: bool = Fal
     return Dataset(x, labels, name, scaling, dict(info or {}))
 
 
-_RELEASE_EVERY = 1 << 24  # values read from a mapping between two releases (64 MB of float32)
-_read_since_release: dict[int, int] = {}
-
-
-def release_pages(x, values_read: int) -> None:
-    """Unmap the pages of a memory-mapped file that reads have touched, every 2**24 values read.
+def release_pages(x) -> None:
+    """Unmap the pages of a memory-mapped file that reads have touched (call after each read).
 
     Pages of a file mapping that a process has read count in its resident memory
-    until it unmaps them, so one shuffled epoch over a file of several GB would
-    end with the whole file resident. MADV_DONTNEED drops them from this process
-    only: they stay in the kernel's page cache, and the next read maps them back
-    cheaply (a minor fault, no disk read while the cache holds them).
+    until it unmaps them, and the kernel maps up to 64 KB around each faulting
+    row (fault-around), so a few thousand shuffled rows already map most of a
+    file: one epoch over a file of several GB would end with all of it resident.
+    MADV_DONTNEED drops the pages from this process only: they stay in the
+    kernel's page cache, and the next read maps them back cheaply (a minor
+    fault, no disk read while the cache holds them). It costs microseconds.
     """
     array = x.data if isinstance(x, MappedArray) else x
     mapping = getattr(array, "_mmap", None)  # numpy.memmap keeps its mmap.mmap here
-    if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    key = id(mapping)
-    read = _read_since_release.get(key, 0) + values_read
-    if read < _RELEASE_EVERY:
-        _read_since_release[key] = read
-        return
-    _read_since_release[key] = 0
-    mapping.madvise(mmap.MADV_DONTNEED)
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
