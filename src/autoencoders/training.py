@@ -135,6 +135,9 @@ def resolve_device(device) -> torch.device:
     return dev
 
 
+_RESIDENT_BYTES = 1 << 30  # training data up to this size are moved to the GPU once
+
+
 def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(train rows, validation rows), a seeded random split."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -428,6 +431,11 @@ def fit(
                       "processes": dist.world},
                 command=command,
             )
+        # On an accelerator, data that fit comfortably stay there: no host-to-device copy per batch.
+        if dev.type != "cpu" and isinstance(data, torch.Tensor) and data.numel() * data.element_size() <= _RESIDENT_BYTES:
+            val_data = val_data.to(dev) if val_data is data else val_data
+            data = data.to(dev)
+            train_rows, val_rows = train_rows.to(dev), val_rows.to(dev)
         for index, stage in enumerate(stages):
             resumed = state_meta is not None and state_meta["stage_index"] == index
             # A finished stage is skipped unless it ran out of epochs and more are asked for now.

@@ -75,6 +75,14 @@ def take(x, idx: torch.Tensor) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x[idx]
     rows = np.sort(idx.numpy())
-    out = torch.from_numpy(np.asarray(x[rows], dtype=np.float32))
-    release_pages(x)
-    return out
+    parts = []
+    # A few rows at a time, releasing the mapped pages after each: the kernel maps a whole
+    # page-cache folio (up to 2 MB) around every row it faults in, so 10,000 scattered rows
+    # read at once would map most of a multi-GB file into this process.
+    for start in range(0, len(rows), _ROWS_PER_READ):
+        parts.append(np.asarray(x[rows[start : start + _ROWS_PER_READ]], dtype=np.float32))
+        release_pages(x)
+    return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+
+_ROWS_PER_READ = 64
