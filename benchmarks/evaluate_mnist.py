@@ -12,10 +12,10 @@ import argparse
 import json
 
 import numpy as np
+from common import SHARED_MNIST, Timer, machine
 
 import autoencoders as ae
 from autoencoders import quality
-from common import SHARED_MNIST, Timer, machine
 
 
 def main():

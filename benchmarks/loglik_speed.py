@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 import torch
+from common import SHARED_MNIST, Timer, machine
 
 import autoencoders as ae
 from autoencoders import metrics
-from common import SHARED_MNIST, Timer, machine
 
 
 def per_example_loop(model, x, samples):

@@ -38,10 +38,11 @@ import torch.nn.functional as F
 
 import autoencoders as ae
 from autoencoders.datasets.base import release_pages
-from autoencoders.models import gaussian_kl
+from autoencoders.distributions import DiagonalGaussian
+from autoencoders.training import precision as ae_precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED_MNIST, machine  # noqa: E402
+from common import SHARED_MNIST, machine
 
 VAE_SHAPE = dict(hidden=(512, 256), latent_dim=16, activation="relu")
 
@@ -88,7 +89,7 @@ def test_neg_elbo(encode, decode_probs, x: torch.Tensor, seed: int = 0) -> float
         probs = decode_probs(z).reshape(len(batch), -1).float()
         target = batch.reshape(len(batch), -1).to(probs.device)
         nll = F.binary_cross_entropy(probs, target, reduction="none").sum(1)
-        total += float((nll + gaussian_kl(mu.float(), logvar.float())).sum())
+        total += float((nll + DiagonalGaussian(mu.float(), logvar.float()).kl()).sum())
     return total / len(x)
 
 
@@ -178,7 +179,7 @@ def train_pythae(x, test_x, epochs, device):
 
 
 def section_vae(args, x, test_x, device, peaks):
-    flops = 3 * ae.precision.forward_flops(ae.build("vae", input_shape=x.shape[1:], **VAE_SHAPE))
+    flops = 3 * ae_precision.forward_flops(ae.build("vae", input_shape=x.shape[1:], **VAE_SHAPE))
     print(f"\n== MLP VAE 784-512-256-16 on mnist-5k ({len(x)} digits), {args.epochs} epochs, "
           f"{args.repeats} alternating repeats; {flops / 1e6:.2f} MFLOP per training sample ==")
     contenders = {}
@@ -236,7 +237,7 @@ def section_vae(args, x, test_x, device, peaks):
 
 def section_conv(args, x, test_x, device, peaks):
     options = dict(architecture="conv", channels=(32, 64), hidden=(256,), latent_dim=16)
-    flops = 3 * ae.precision.forward_flops(ae.build("vae", input_shape=x.shape[1:], **options))
+    flops = 3 * ae_precision.forward_flops(ae.build("vae", input_shape=x.shape[1:], **options))
     epochs = max(1, args.epochs // 4)
     print(f"\n== convolutional VAE (3x3 stride-2 convs 32, 64; dense 256; latent 16), batch 128, lr 1e-3, "
           f"{epochs} epochs, {args.repeats} alternating repeats; {flops / 1e6:.1f} MFLOP per training sample ==")

@@ -1,9 +1,6 @@
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
-
-
 
 
 @pytest.fixture(scope="session")

@@ -337,4 +337,4 @@ def test_fit_accepts_a_dataset_and_stores_its_scaling(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["scaling"]["method"] == "standard"
     np.testing.assert_allclose(config["data"]["scaling"]["mean"], table.mean(0), rtol=1e-5)
-    assert ae.load(tmp_path / "run").data_scaling == config["data"]["scaling"]
+    assert ae.load_run(tmp_path / "run").scaling == config["data"]["scaling"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import autoencoders as ae
-from autoencoders import checkpoint as ckpt
+from autoencoders import runs
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="this PyTorch build has no torch.distributed")
 
@@ -31,7 +31,7 @@ def single(*args, cwd):
 
 
 def history(folder):
-    with open(folder / ckpt.HISTORY) as f:
+    with open(folder / runs.HISTORY) as f:
         return [{k: float(v) for k, v in row.items() if k != "stage"} for row in csv.DictReader(f)]
 
 
@@ -57,7 +57,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path, data_file):
     # Only rank 0 printed and wrote: one summary, a complete run folder, no leftovers.
     assert two.stdout.count("training ae on") == 1 and "(2 processes)" in two.stdout
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
-    saved = ckpt.read_config(tmp_path / "two")
+    saved = runs.read_config(tmp_path / "two")
     assert saved["data"]["processes"] == 2
     w2, w1 = ae.load(tmp_path / "two").state_dict(), ae.load(tmp_path / "one").state_dict()
     for name in w1:

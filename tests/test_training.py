@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import autoencoders as ae
-from autoencoders import checkpoint as ckpt
-from autoencoders import training
+from autoencoders import runs
+from autoencoders.training import loop
 
 
 def _weights(model):
@@ -33,7 +33,7 @@ def test_resume_after_crash_gives_the_uninterrupted_weights(kind, digits, tmp_pa
     ae.fit(reference, x, out=tmp_path / "ref", **fit_args)
 
     # Crash in the 3rd epoch of the last stage, after two epochs were checkpointed.
-    real_epoch, calls = training._train_epoch, []
+    real_epoch, calls = loop.train_epoch, []
 
     def crashing(model, *args, **kwargs):
         calls.append(1)
@@ -41,11 +41,11 @@ def test_resume_after_crash_gives_the_uninterrupted_weights(kind, digits, tmp_pa
             raise KeyboardInterrupt("simulated crash")
         return real_epoch(model, *args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", crashing)
+    monkeypatch.setattr(loop, "train_epoch", crashing)
     crashed = ae.build(kind, input_shape=(64,), **opts)
     with pytest.raises(KeyboardInterrupt):
         ae.fit(crashed, x, out=tmp_path / "run", **fit_args)
-    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    monkeypatch.setattr(loop, "train_epoch", real_epoch)
 
     resumed = ae.build(kind, input_shape=(64,), **opts)
     history = ae.fit(resumed, x, out=tmp_path / "run", resume=True, **fit_args)
@@ -97,14 +97,14 @@ def test_nan_loss_stops_naming_epoch_and_term_and_keeps_last_good_checkpoint(dig
             terms.tensors["sparsity"] = terms.tensors["sparsity"] * float("nan")
         return terms
 
-    real_epoch = training._train_epoch
+    real_epoch = loop.train_epoch
 
     def counting(*args, **kwargs):
         out = real_epoch(*args, **kwargs)
         epochs_seen.append(1)
         return out
 
-    monkeypatch.setattr(training, "_train_epoch", counting)
+    monkeypatch.setattr(loop, "train_epoch", counting)
     monkeypatch.setattr(type(model), "loss", poisoned)  # from epoch 3 on: detected at its end
     with pytest.raises(ae.TrainingError, match=r"'sparsity'.*epoch 3"):
         ae.fit(model, x, epochs=5, out=tmp_path, verbose=0)
@@ -123,7 +123,7 @@ def test_early_stopping_restores_best_weights(digits, tmp_path):
     history = ae.fit(model, x, epochs=40, lr=0.05, patience=1, out=tmp_path, verbose=0)
     assert len(history) < 40
     best = min(r["val_total"] for r in history)
-    final = ae.evaluate_loss(model, torch.from_numpy(x), training._split(len(x), 0.1, 0)[1])["total"]
+    final = ae.evaluate_loss(model, torch.from_numpy(x), loop.split(len(x), 0.1, 0)[1])["total"]
     assert final == pytest.approx(best, rel=1e-5)
 
 
@@ -162,10 +162,10 @@ def test_stacked_history_has_every_stage_and_pretraining_changes_weights(digits)
 
 
 def test_greedy_layer_trains_on_codes_of_the_layer_below(digits):
-    from autoencoders.stacked import greedy_stages
+    from autoencoders.stacked import greedy_layers
 
     model = ae.build("stacked", input_shape=(64,), hidden=(32,), latent_dim=8, pretrain_epochs=1)
-    stages = greedy_stages(model)
+    stages = greedy_layers(model)
     x = torch.from_numpy(digits[0][:5])
     h1 = torch.relu(model.encoder[1](x))
     assert torch.allclose(stages[1].features(x), h1)
@@ -198,7 +198,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_precision_choices_and_errors(digits):
-    from autoencoders.precision import resolve
+    from autoencoders.training.precision import resolve
 
     cpu = torch.device("cpu")
     small = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
@@ -234,13 +234,13 @@ def test_callback_sees_every_epoch_and_can_stop_the_run(digits, tmp_path):
     model = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
     history = ae.fit(model, digits[0], epochs=5, out=tmp_path / "run", callback=callback, verbose=0)
     assert [e for e, _, _ in seen] == [1, 2] and len(history) == 2
-    assert (tmp_path / "run" / ckpt.METRICS).exists()  # the folder is complete, as after a last epoch
+    assert (tmp_path / "run" / runs.METRICS).exists()  # the folder is complete, as after a last epoch
     resumed = ae.fit(model, digits[0], epochs=5, out=tmp_path / "run", resume=True, verbose=0)
     assert [row["epoch"] for row in resumed] == [1, 2, 3, 4, 5]
 
 
 def test_ddp_shard_weights_make_the_global_mean():
-    from autoencoders.distributed import Context
+    from autoencoders.training.distributed import Context
 
     idx = torch.arange(5)
     for world in (1, 2, 3, 8):

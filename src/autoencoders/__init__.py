@@ -3,19 +3,18 @@
     import autoencoders as ae
     model = ae.build("vae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256))
     ae.fit(model, x_train, epochs=20, out="runs/vae")
-    model = ae.load("runs/vae")
+    model = ae.load("runs/vae")          # the model;  ae.load_run("runs/vae"): model, config, data, history
 """
 
-__version__ = "0.1.0"
-
 from . import datasets, generation, metrics, quality
-from .checkpoint import load
+from ._version import __version__
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
-from .metrics import evaluate
+from .evaluate import evaluate
 from .kinds import Kind, build, get_kind, kinds
 from .models import Autoencoder, LossTerms, VariationalAutoencoder
-from .training import History, evaluate_loss, fit
+from .runs import History, Run, load, load_run, save
+from .training import evaluate_loss, fit
 
 __all__ = [
     "Autoencoder",
@@ -27,8 +26,10 @@ __all__ = [
     "Kind",
     "LossTerms",
     "ModelConfig",
+    "Run",
     "TrainingError",
     "VariationalAutoencoder",
+    "__version__",
     "build",
     "datasets",
     "evaluate",
@@ -40,4 +41,6 @@ __all__ = [
     "get_kind",
     "kinds",
     "load",
+    "load_run",
+    "save",
 ]

@@ -13,9 +13,7 @@ scores, whatever the batch they come in.
 
 from __future__ import annotations
 
-import copy
 import functools
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -25,41 +23,9 @@ from scipy.special import erf
 from sklearn.preprocessing import MinMaxScaler
 
 from .config import ModelConfig
-from .errors import ConfigError, DataError, unknown
-from .models import gaussian_kl, reconstruction_nll_per_example
-
-
-@torch.no_grad()
-def per_example(model, x, fn: Callable, batch_size: int = 1024, dtype: torch.dtype = torch.float32,
-                shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """fn(model, batch) -> (B, ...) tensor over batches of x, in eval mode and without gradients.
-
-    x: (N, *shape) array or tensor, shape the model's input_shape unless given
-    (e.g. (latent_dim,) to decode codes). Returns the concatenated results as
-    NumPy. dtype=torch.float64 runs a float64 copy of the model: float32
-    matrix products round differently for different batch sizes (one row
-    alone versus the same row among many), in float64 those differences stay
-    far below any tolerance a caller would state. The model itself is not
-    changed (its training/eval mode is restored).
-    """
-    if len(x) == 0:
-        raise DataError("x is empty (0 examples)")
-    shape = tuple(model.config.input_shape) if shape is None else tuple(shape)
-    if tuple(x.shape[1:]) != shape:
-        raise DataError(f"x has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, shape))})")
-    was_training = model.training
-    net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
-    net.eval()  # no corruption, no dropout: the scores must not be random
-    try:
-        parts = []
-        for i in range(0, len(x), batch_size):
-            xb = x[i : i + batch_size]
-            # A copy per batch: x may be a read-only (memory-mapped) array, which torch cannot wrap.
-            xb = torch.tensor(np.asarray(xb)) if not isinstance(xb, torch.Tensor) else xb
-            parts.append(fn(net, xb.to(device=net.device, dtype=dtype)).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(parts).numpy()
+from .distributions import reconstruction_nll_per_example
+from .errors import ConfigError, check_number, unknown
+from .inference import BATCH_SIZE, apply
 
 
 def _reconstruction(model, x: torch.Tensor) -> torch.Tensor:
@@ -69,8 +35,8 @@ def _reconstruction(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def _squared_error(model, x: torch.Tensor) -> torch.Tensor:
-    # output() maps the decoder's logits to data space (probabilities for bce).
-    return reconstruction_nll_per_example("mse", model.output(model.decoder(model.code(x))), x)
+    # model(x) is the reconstruction in data space (probabilities for bce).
+    return reconstruction_nll_per_example("mse", model(x), x)
 
 
 def gaussian_smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -93,8 +59,7 @@ def _smoothed_squared_error(model, x: torch.Tensor, smoothing: float = 1.0) -> t
     # coherent) counts fully, while a one-pixel misalignment of an otherwise right reconstruction
     # (alternating signs) mostly cancels. Smoothing is linear, so this is the squared error
     # between the smoothed input and the smoothed reconstruction.
-    x_hat = model.output(model.decoder(model.code(x)))
-    return reconstruction_nll_per_example("mse", gaussian_smooth(x_hat, smoothing), gaussian_smooth(x, smoothing))
+    return reconstruction_nll_per_example("mse", gaussian_smooth(model(x), smoothing), gaussian_smooth(x, smoothing))
 
 
 def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
@@ -103,10 +68,9 @@ def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
     # at z = mu (the posterior mean) instead of by sampling, so the score is deterministic and does
     # not depend on which other rows share the batch. For reconstruction='mse' the first term is the
     # summed squared error: the Gaussian NLL with sigma^2 = 1/2 less a constant, same ranking.
-    # The encoder's output split as in VariationalAutoencoder.posterior, which would cast x to float32.
-    mu, logvar = model.encoder(x).chunk(2, dim=1)
-    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder(mu), x, model.log_sigma)
-    return nll + gaussian_kl(mu, logvar)
+    q = model.posterior_of(x)
+    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder(q.mean), x, model.log_sigma)
+    return nll + q.kl()
 
 
 SCORES: dict[str, Callable] = {
@@ -135,33 +99,27 @@ def check_score(name: str, config: ModelConfig) -> None:
 
 
 def scorer(name: str, smoothing: float = 1.0) -> Callable:
-    """The score function fn(model, batch) -> (B,) for per_example; smoothing: sigma in pixels."""
+    """The score function fn(model, batch) -> (B,) for inference.apply; smoothing: sigma in pixels."""
     if name not in SCORES:
         raise unknown("anomaly score", name, SCORES)
     if name == "smoothed_squared_error":
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 < smoothing < math.inf:
-            raise ConfigError(f"smoothing must be a finite number > 0 (pixels), got {smoothing!r}")
-        return functools.partial(_smoothed_squared_error, smoothing=float(smoothing))
+        smoothing = check_number("smoothing (pixels)", smoothing, 0, low_open=True)
+        return functools.partial(_smoothed_squared_error, smoothing=smoothing)
     return SCORES[name]
 
 
-def score(model, x, name: str = "reconstruction", batch_size: int = 1024, dtype=torch.float32,
+def score(model, x, name: str = "reconstruction", batch_size: int = BATCH_SIZE, dtype=torch.float32,
           smoothing: float = 1.0) -> np.ndarray:
-    """Per-example anomaly scores (N,) of x (N, *input_shape): higher = more anomalous.
+    """Per-example anomaly scores (N,) of x (N, *input_shape), as NumPy: higher = more anomalous.
 
     name: one of SCORES; smoothing: sigma in pixels for "smoothed_squared_error";
-    dtype: see per_example.
+    dtype: torch.float64 computes in a float64 copy of the model (inference.apply).
     """
     check_score(name, model.config)
-    return per_example(model, x, scorer(name, smoothing), batch_size, dtype)
+    return apply(model, x, scorer(name, smoothing), batch_size=batch_size, dtype=dtype, numpy=True)
 
 
 # ----- thresholds and labels (PyOD's conventions) -----
-
-
-def _check_contamination(contamination) -> None:
-    if isinstance(contamination, bool) or not isinstance(contamination, (int, float)) or not 0 < contamination <= 0.5:
-        raise ConfigError(f"contamination must be a float in the range (0.0, 0.5], got {contamination!r}")
 
 
 def threshold(train_scores, contamination: float) -> float:
@@ -170,7 +128,7 @@ def threshold(train_scores, contamination: float) -> float:
     With linear interpolation between order statistics, so that about a
     `contamination` fraction of the training rows lies strictly above it.
     """
-    _check_contamination(contamination)
+    check_number("contamination", contamination, 0.0, 0.5, low_open=True, phrase="must be a float in the range")
     return float(np.percentile(np.asarray(train_scores, dtype=np.float64), 100 * (1 - contamination)))
 
 

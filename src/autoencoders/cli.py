@@ -9,19 +9,22 @@ foreign run folder), 1 runtime failures. Errors print one line, no traceback
 from __future__ import annotations
 
 import dataclasses
-import json
+import io
 import os
 import shlex
 import sys
 import time
+import types
+import typing
 from pathlib import Path
 
 import click
 import numpy as np
 
-from . import checkpoint as ckpt
-from .config import ModelConfig
+from . import storage
+from .config import NOISES, ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, suggest
+from .generation import DENSITIES
 from .training import FitOptions
 
 USAGE_ERRORS = (ConfigError, DataError, CheckpointError)
@@ -31,6 +34,10 @@ USAGE_ERRORS = (ConfigError, DataError, CheckpointError)
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}
 _FIT_FIELDS = {f.name: f for f in dataclasses.fields(FitOptions)}
 RUN_OPTIONS = ("device", "out", "resume", "overwrite", "verbose")
+# The type of every option, read from the dataclasses' annotations (and the run options').
+_TYPES = {**typing.get_type_hints(ModelConfig), **typing.get_type_hints(FitOptions),
+          "device": str | None, "out": str | None, "resume": bool, "overwrite": bool, "verbose": int,
+          "kind": str, "data": str, "data_options": dict}
 
 
 def _model_options() -> list[str]:
@@ -42,37 +49,47 @@ def _model_options() -> list[str]:
     return names + (["seed"] if "seed" not in names else [])
 
 
-def _parse_tuple(text):
-    if isinstance(text, (list, tuple)):
-        return tuple(int(v) for v in text)
-    text = str(text).strip().strip("()[]")
-    return tuple(int(v) for v in text.split(",") if v.strip())
-
-
 def convert(name: str, value):
     """A value from the command line, a --set or a config file, converted to the option's type."""
-    if name in ("hidden", "channels"):
-        return _parse_tuple(value)
-    field = _MODEL_FIELDS.get(name) or _FIT_FIELDS.get(name)
-    kind = str(field.type) if field is not None else {"resume": "bool", "overwrite": "bool", "verbose": "int"}.get(name, "str")
-    if isinstance(value, str) and value.lower() in ("none", "null") and ("None" in kind or name in ("sparsity", "noise")):
-        return None
-    if "bool" in kind:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "1", "yes"):
-            return True
-        if str(value).lower() in ("false", "0", "no"):
-            return False
+    return _as_type(_TYPES.get(name, str), value)
+
+
+def _as_type(hint, value):
+    """value as `hint` (bool, int, float, str, dict, tuple[int, ...] or an Optional of one); ValueError if it is not."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            return None
+        return _as_type(next(a for a in args if a is not type(None)), value)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else [v for v in str(value).strip().strip("()[]").split(",")
+                                                              if v.strip()]
+        return tuple(_as_type(int, v) for v in items)
+    if hint is bool:
+        text = str(value).lower()
+        if isinstance(value, bool) or text in ("true", "1", "yes", "false", "0", "no"):
+            return value if isinstance(value, bool) else text in ("true", "1", "yes")
         raise ValueError("expected true or false")
-    if "int" in kind and "float" not in kind:
+    if hint is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError("expected an integer")
-        return int(value)
-    if "float" in kind:
-        if isinstance(value, bool):
+        try:
+            return int(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ValueError("expected an integer") from None
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError("expected a number")
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping")
+        return value
+    if isinstance(value, (list, dict)):
+        raise ValueError("expected a single value")
     return value if value is None else str(value)
 
 
@@ -87,9 +104,6 @@ def _settings_from(pairs: dict, where: str) -> dict:
         key = raw_key.replace("-", "_")
         if key not in known:
             raise click.UsageError(f"{where}: unknown option {raw_key!r}{suggest(key, known)}")
-        if key in ("kind", "data", "data_options"):
-            out[key] = value
-            continue
         try:
             out[key] = convert(key, value)
         except (TypeError, ValueError) as e:
@@ -124,28 +138,15 @@ def _data_options(items) -> dict:
 # ----- shared helpers -----
 
 
-def _load_data(name, options: dict, model=None):
-    """A dataset; for an existing model, raw values go through the scaling recorded at training."""
-    import torch
+def _load_run(run: str):
+    from .runs import load_run
 
-    from . import datasets
-
-    scaling = getattr(model, "data_scaling", None) if model is not None else None
-    if scaling and scaling.get("method") not in (None, "none") and "scale" not in options:
-        ds = datasets.load(name, scale="none", **options)
-        ds.x = torch.from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
-        ds.scaling = scaling
-        return ds
-    return datasets.load(name, **options)
+    return load_run(run)
 
 
-def _run_data(folder: Path, model, data, data_option):
-    if data is not None:
-        return _load_data(data, _data_options(data_option), model)
-    source = (ckpt.read_config(folder).get("data") or {}).get("source")
-    if not source:
-        raise click.UsageError(f"{folder} records no data source (it was trained from arrays): pass --data")
-    return _load_data(source["name"], source.get("options", {}), model)
+def _run_data(run, data, data_option):
+    """--data (default: the run's recorded training source) in the run's scaling."""
+    return run.dataset(data, _data_options(data_option))
 
 
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
@@ -153,14 +154,20 @@ def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        ckpt.atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), array))
+        storage.write_bytes(path, _npy_bytes(array))
     elif suffix in (".csv", ".tsv"):
         flat = array.reshape(len(array), -1)
         delim = "\t" if suffix == ".tsv" else ","
         head = delim.join(header or [f"c{i}" for i in range(flat.shape[1])])
-        ckpt.atomic_write(path, lambda tmp: np.savetxt(tmp, flat, delimiter=delim, header=head, comments="", fmt="%.6g"))
+        storage.atomic_write(path, lambda tmp: np.savetxt(tmp, flat, delimiter=delim, header=head, comments="", fmt="%.6g"))
     else:
         raise click.UsageError(f"--out {path}: use a .npy or .csv file" + (" or a .png image" if array.ndim > 2 else ""))
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)  # to a buffer: np.save on a path would append ".npy" to the temporary name
+    return buf.getvalue()
 
 
 def _save_images(path: Path, array: np.ndarray, input_shape, ncols: int) -> None:
@@ -169,7 +176,7 @@ def _save_images(path: Path, array: np.ndarray, input_shape, ncols: int) -> None
     if image_shape(input_shape) is None:
         raise click.UsageError(f"--out {path}: the data are not images; write .npy or .csv instead")
     png = image_grid(array, input_shape, ncols=ncols)
-    ckpt.atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(png))
+    storage.write_bytes(Path(path), png)
 
 
 def _write_output(path, array, model, ncols=8, header=None):
@@ -241,26 +248,14 @@ def _train_options(fn):
 @_train_options
 def train(kind, data, data_option, config_file, overrides, device, out, resume, overwrite, quiet, **flags):
     """Train KIND on --data; writes the run folder with report.html."""
-    from . import build, fit
+    from . import build, datasets, fit
+    from .kinds import make_config
+    from .report import write_report
 
-    settings: dict = {}
-    if config_file:
-        import yaml
-
-        path = Path(config_file)
-        if not path.is_file():
-            raise click.UsageError(f"--config {path}: file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise click.UsageError(f"--config {path}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise click.UsageError(f"--config {path}: expected a mapping of option: value")
-        settings.update(_settings_from(loaded, f"--config {path}"))
     given = {k: v for k, v in flags.items() if v is not None}
     given.update({k: v for k, v in dict(device=device, out=out, resume=resume, overwrite=overwrite).items() if v})
-    settings.update(_settings_from(given, "option"))
-    settings.update(_settings_from(_parse_set(overrides), "--set"))
+    settings = {**_config_file(config_file), **_settings_from(given, "option"),
+                **_settings_from(_parse_set(overrides), "--set")}
     kind = kind or settings.pop("kind", None)
     settings.pop("kind", None)
     if kind is None:
@@ -271,9 +266,7 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
     data_options = {**(settings.pop("data_options", None) or {}), **_data_options(data_option)}
     fit_args = {k: settings.pop(k) for k in list(settings) if k in _FIT_FIELDS}
     run_args = {k: settings.pop(k) for k in list(settings) if k in RUN_OPTIONS}
-    from .kinds import make_config
-
-    ds = _load_data(data, data_options)
+    ds = datasets.load(data, **data_options)
     # Build the configuration before anything touches the disk: a bad option leaves no folder.
     make_config(kind, ds.input_shape, **settings)
     FitOptions(**{**dataclasses.asdict(FitOptions()), **fit_args}).validate()
@@ -285,18 +278,36 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
         click.echo(f"training {kind} on {ds.name}: {len(ds)} examples of shape {ds.input_shape} -> {folder}"
                    + (f" ({os.environ['WORLD_SIZE']} processes)" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
     started = time.perf_counter()
-    history = fit(model, ds, out=folder, verbose=0 if quiet else 1, report=True, command=command,
-                  **fit_args, **run_args)
+    history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, **fit_args, **run_args)
     seconds = time.perf_counter() - started
     if not main_process:
         return
-    metrics = json.loads((folder / ckpt.METRICS).read_text())
+    write_report(folder, data=ds)
+    metrics = storage.read_json(folder / "metrics.json")
     click.echo(f"\n{kind}: {len(history)} epochs in {seconds:.1f} s ({', '.join(history.stages)})")
     for split in ("train", "validation"):
         if split in metrics:
             terms = ", ".join(f"{k} {v:.4g}" for k, v in metrics[split].items())
             click.echo(f"  {split:<10} {terms}")
     click.echo(f"run folder: {folder}\nreport:     {folder / 'report.html'}")
+
+
+def _config_file(config_file) -> dict:
+    """The options of a YAML --config file, converted like the flags."""
+    if not config_file:
+        return {}
+    import yaml
+
+    path = Path(config_file)
+    if not path.is_file():
+        raise click.UsageError(f"--config {path}: file not found")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise click.UsageError(f"--config {path}: not valid YAML ({e})") from None
+    if not isinstance(loaded, dict):
+        raise click.UsageError(f"--config {path}: expected a mapping of option: value")
+    return _settings_from(loaded, f"--config {path}")
 
 
 @main.command()
@@ -308,17 +319,16 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every metric to this JSON file")
 def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
-    from .metrics import evaluate as ev
+    from .evaluate import evaluate as ev
     from .report.run import flatten
 
-    model = ckpt.load(run)
-    ds = _run_data(Path(run), model, data, data_option)
-    result = ev(model, ds, log_likelihood_samples=log_likelihood_samples,
+    run = _load_run(run)
+    result = ev(run.model, _run_data(run, data, data_option), log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
     for key, value in flatten(result):
         click.echo(f"{key:<48} {value:.6g}" if isinstance(value, float) else f"{key:<48} {value}")
     if json_out:
-        ckpt.write_json(Path(json_out), result)
+        storage.write_json(Path(json_out), result)
         click.echo(f"wrote {json_out}")
 
 
@@ -327,19 +337,19 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.option("-n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="how many samples")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="grid.png, samples.npy or .csv")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--density", type=click.Choice(["gmm", "gaussian"]), default=None,
+@click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
 def generate(run, n, out, seed, density):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
     from .generation import sample
     from .models import VariationalAutoencoder
 
-    model = ckpt.load(run)
+    run = _load_run(run)
     train = None
-    if density is not None or not isinstance(model, VariationalAutoencoder):
-        train = _run_data(Path(run), model, None, ())
-    samples = sample(model, n, train=train, density=density, seed=seed)
-    _write_output(out, samples, model, ncols=min(16, n))
+    if density is not None or not isinstance(run.model, VariationalAutoencoder):
+        train = _run_data(run, None, ())
+    samples = sample(run.model, n, train=train, density=density, seed=seed)
+    _write_output(out, samples, run.model, ncols=min(16, n))
 
 
 @main.command()
@@ -349,11 +359,11 @@ def generate(run, n, out, seed, density):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
 def encode(run, data, data_option, out):
     """Write the codes of --data (VAE: posterior means)."""
-    from .metrics import codes
+    from .inference import codes
 
-    model = ckpt.load(run)
-    z = codes(model, _run_data(Path(run), model, data, data_option))
-    _write_output(out, z, model, header=[f"z{i}" for i in range(z.shape[1])])
+    run = _load_run(run)
+    z = codes(run.model, _run_data(run, data, data_option))
+    _write_output(out, z, run.model, header=[f"z{i}" for i in range(z.shape[1])])
 
 
 @main.command()
@@ -361,7 +371,7 @@ def encode(run, data, data_option, out):
 @click.option("--data", required=True)
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".npy, .csv or .png (first 64 as a grid)")
-@click.option("--noise", type=click.Choice(["gaussian", "masking", "salt_and_pepper"]), default=None,
+@click.option("--noise", type=click.Choice(NOISES), default=None,
               help="corrupt the input first (denoising)")
 @click.option("--noise-level", type=float, default=0.3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -371,16 +381,16 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed):
 
     from .corruption import corrupt
 
-    model = ckpt.load(run)
-    x = torch.as_tensor(np.asarray(_run_data(Path(run), model, data, data_option).x, dtype=np.float32))
+    run = _load_run(run)
+    model = run.model
+    x = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
     if noise is not None:
         if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
             raise click.BadParameter(f"{noise_level} is out of range for --noise {noise}", param_hint="--noise-level")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             x = corrupt(x, noise, noise_level)
-    with torch.no_grad():
-        recon = np.concatenate([np.asarray(model.reconstruct(b.numpy())) for b in x.split(1024)])
+    recon = model.reconstruct(x.numpy())
     if Path(out).suffix.lower() == ".png":
         k = min(32, len(x))
         both = np.concatenate([x[:k].numpy(), recon[:k]])
@@ -402,13 +412,13 @@ def interpolate(run, data, data_option, start, end, steps, method, out):
     """Decode the path between the codes of examples --from and --to."""
     from .generation import interpolate as interp
 
-    model = ckpt.load(run)
-    ds = _run_data(Path(run), model, data, data_option)
+    run = _load_run(run)
+    ds = _run_data(run, data, data_option)
     for name, i in (("--from", start), ("--to", end)):
         if i >= len(ds):
             raise click.BadParameter(f"{i} is out of range: the data have {len(ds)} examples", param_hint=name)
-    path = interp(model, np.asarray(ds.x[start]), np.asarray(ds.x[end]), steps=steps, method=method)
-    _write_output(out, path, model, ncols=steps)
+    path = interp(run.model, np.asarray(ds.x[start]), np.asarray(ds.x[end]), steps=steps, method=method)
+    _write_output(out, path, run.model, ncols=steps)
 
 
 @main.command()
@@ -424,8 +434,9 @@ def detect(run, data, data_option, out, contamination):
 
     if not 0 < contamination <= 0.5:
         raise click.BadParameter(f"{contamination} is not in (0, 0.5]", param_hint="--contamination")
-    model = ckpt.load(run)
-    ds = _run_data(Path(run), model, data, data_option)
+    run = _load_run(run)
+    model = run.model
+    ds = _run_data(run, data, data_option)
     scores = anomaly.score(model, ds.x, "elbo" if model.config.variational else "reconstruction")
     threshold = anomaly.threshold(scores, contamination)
     labels = anomaly.labels(scores, threshold)
@@ -446,8 +457,8 @@ def report(run, data, data_option):
     """(Re)write RUN/report.html."""
     from .report import write_report
 
-    model = ckpt.load(run)
-    ds = _run_data(Path(run), model, data, data_option) if data else None
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option) if data else None
     click.echo(f"wrote {write_report(run, data=ds)}")
 
 

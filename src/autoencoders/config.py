@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from .errors import ConfigError, suggest, unknown
+from .errors import ConfigError, check_choice, check_int, check_number, unknown
 from .nets import ACTIVATIONS
 
 RECONSTRUCTIONS = ("bce", "mse", "gaussian")
@@ -66,28 +66,25 @@ class ModelConfig:
         if not shape or any(s <= 0 for s in shape):
             raise ConfigError(f"input_shape must be a non-empty tuple of positive ints, got {self.input_shape!r}")
         self.input_shape = shape
-        _positive_int("latent_dim", self.latent_dim)
+        check_int("latent_dim", self.latent_dim, 0, low_open=True)
         self.hidden = _int_tuple("hidden", self.hidden)
         self.channels = _int_tuple("channels", self.channels)
         for name in ("activation", "code_activation"):
             if getattr(self, name) not in ACTIVATIONS:
                 raise unknown(name, getattr(self, name), ACTIVATIONS)
-        _choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
         if self.architecture == "conv":
             if len(shape) != 3:
                 raise ConfigError(f"architecture='conv' needs input_shape (C, H, W), got {shape}")
             if not self.channels:
                 raise ConfigError("architecture='conv' needs at least one entry in channels")
-        _choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _choice("sparsity", self.sparsity, SPARSITIES, optional=True)
-        _choice("noise", self.noise, NOISES, optional=True)
-        _choice("init", self.init, INITS)
+        check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_choice("sparsity", self.sparsity, SPARSITIES, optional=True)
+        check_choice("noise", self.noise, NOISES, optional=True)
+        check_choice("init", self.init, INITS)
         for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.sparsity_target, (int, float)) and 0 < self.sparsity_target < 1):
-            raise ConfigError(f"sparsity_target must lie in (0, 1), got {self.sparsity_target!r}")
+            check_number(name, getattr(self, name), 0)
+        check_number("sparsity_target", self.sparsity_target, 0, 1, low_open=True, high_open=True)
         if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
             raise ConfigError(f"noise_level is a probability for noise={self.noise!r}: must be <= 1, got {self.noise_level}")
         if self.sparsity == "kl" and self.code_activation != "sigmoid":
@@ -95,18 +92,19 @@ class ModelConfig:
                 "sparsity='kl' compares mean activations with rho, so it needs code_activation='sigmoid', "
                 f"got {self.code_activation!r}"
             )
-        if self.kind == "stacked" and self.sparsity == "kl" and self.hidden and self.activation != "sigmoid":
-            raise ConfigError(
-                "stacked with sparsity='kl' pretrains every layer with that penalty, so it needs activation='sigmoid', "
-                f"got {self.activation!r} (or use sparsity='l1')"
-            )
         if self.init == "pca" and (self.hidden or self.code_activation != "linear" or self.variational):
             raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
-        if isinstance(self.pretrain_epochs, bool) or not isinstance(self.pretrain_epochs, int) or self.pretrain_epochs < 0:
-            raise ConfigError(f"pretrain_epochs must be an int >= 0, got {self.pretrain_epochs!r}")
-        if (isinstance(self.contractive_projections, bool) or not isinstance(self.contractive_projections, int)
-                or self.contractive_projections < 0):
-            raise ConfigError(f"contractive_projections must be an int >= 0 (0 = exact), got {self.contractive_projections!r}")
+        check_int("pretrain_epochs", self.pretrain_epochs, 0)
+        if self.pretrain_epochs > 0:  # greedy layer-wise pretraining (stacked.py)
+            if self.architecture != "mlp":
+                raise ConfigError(f"kind {self.kind!r} pretrains MLP layers: use architecture='mlp'")
+            if self.sparsity == "kl" and self.hidden and self.activation != "sigmoid":
+                raise ConfigError(
+                    f"{self.kind} with sparsity='kl' pretrains every layer with that penalty, so it needs "
+                    f"activation='sigmoid', got {self.activation!r} (or use sparsity='l1')"
+                )
+        check_int("contractive_projections", self.contractive_projections, 0)
+        check_int("seed", self.seed, 0, 2**63 - 1)
         return self
 
     def to_json(self) -> dict:
@@ -121,11 +119,6 @@ class ModelConfig:
         return cls(**data).validate()
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{name} must be an int > 0, got {value!r}")
-
-
 def _int_tuple(name, value) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
@@ -134,13 +127,5 @@ def _int_tuple(name, value) -> tuple[int, ...]:
     except TypeError:
         raise ConfigError(f"{name} must be a tuple of positive ints, got {value!r}") from None
     for v in items:
-        _positive_int(f"every entry of {name}", v)
+        check_int(f"every entry of {name}", v, 0, low_open=True)
     return items
-
-
-def _choice(name, value, choices, optional=False):
-    if optional and value is None:
-        return
-    if value not in choices:
-        allowed = ", ".join(repr(c) for c in ((None,) if optional else ()) + tuple(choices))
-        raise ConfigError(f"{name}={value!r} is not one of {allowed}{suggest(str(value), choices)}")

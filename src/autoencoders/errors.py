@@ -8,6 +8,7 @@ Each one also derives from the built-in type a user would naturally catch
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -43,3 +44,58 @@ def unknown(what: str, name: str, choices: Iterable[str]) -> ConfigError:
     return ConfigError(
         f"unknown {what} {name!r}{suggest(name, choices)}; valid: {', '.join(choices)}"
     )
+
+
+# ----- the one set of argument checks: every option of the library goes through these -----
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None, *, low_open: bool = False,
+              error=ConfigError) -> int:
+    """value itself if it is an int (not a bool) within the bounds; else `error` naming name, value and bounds.
+
+    low_open excludes the bound itself ("an int > 0").
+    """
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not (ok and _within(value, low, high, low_open, False)):
+        raise error(f"{name} must be an int{_bounds(low, high, low_open, False)}, got {value!r}")
+    return value
+
+
+def check_number(name: str, value, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                 high_open: bool = False, phrase: str = "must lie in", error=ConfigError) -> float:
+    """value as a float if it is a finite real number (not a bool) within the bounds; else `error`.
+
+    low_open / high_open exclude the bound itself (a learning rate must be > 0). A range
+    with both bounds reads "<name> <phrase> (low, high]".
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and _within(value, low, high, low_open, high_open)):
+        if low is not None and high is not None:
+            interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise error(f"{name} {phrase} {interval}, got {value!r}")
+        raise error(f"{name} must be a finite number{_bounds(low, high, low_open, high_open)}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices: Iterable, optional: bool = False, error=ConfigError):
+    """value if it is one of choices (or None when optional); else `error` listing them and the closest."""
+    choices = tuple(choices)
+    if (optional and value is None) or (isinstance(value, str) and value in choices):
+        return value
+    allowed = ", ".join(repr(c) for c in ((None,) if optional else ()) + choices)
+    raise error(f"{name}={value!r} is not one of {allowed}{suggest(str(value), choices)}")
+
+
+def _within(value, low, high, low_open, high_open) -> bool:
+    if low is not None and not (value > low if low_open else value >= low):
+        return False
+    return high is None or (value < high if high_open else value <= high)
+
+
+def _bounds(low, high, low_open, high_open) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high}")
+    return " " + " and ".join(parts) if parts else ""

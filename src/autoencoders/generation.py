@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .metrics import codes
+from .errors import ConfigError, check_choice, check_int
+from .inference import codes
 from .models import VariationalAutoencoder
 
 DENSITIES = ("gaussian", "gmm")
@@ -18,8 +19,7 @@ class LatentDensity:
     """A Gaussian (one full-covariance component) or a Gaussian mixture fitted to training codes."""
 
     def __init__(self, density: str = "gmm", n_components: int = 10, seed: int = 0):
-        if density not in DENSITIES:
-            raise ValueError(f"density={density!r} is not one of {', '.join(map(repr, DENSITIES))}")
+        check_choice("density", density, DENSITIES)
         self.density, self.n_components, self.seed = density, n_components, seed
 
     def fit(self, z: np.ndarray) -> LatentDensity:
@@ -39,20 +39,15 @@ class LatentDensity:
         return self.mixture_.score_samples(z)
 
 
-def _check_n(n):
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be an int > 0, got {n!r}")
-
-
 def sample(model, n: int, train=None, density: str | None = None, n_components: int = 10, seed: int = 0) -> np.ndarray:
     """n generated examples (N, *input_shape). A VAE draws from its prior N(0, I) unless a
     `density` is named; a plain autoencoder from a density ("gmm" by default, or "gaussian")
     fitted to the codes of `train` (required for it)."""
-    _check_n(n)
+    check_int("n", n, 0, low_open=True)
     if isinstance(model, VariationalAutoencoder) and density is None:
         return model.sample(n, generator=torch.Generator().manual_seed(seed)).cpu().numpy()
     if train is None:
-        raise ValueError(f"a plain {model.config.kind!r} autoencoder has no prior: pass train= (its training data) "
+        raise ConfigError(f"a plain {model.config.kind!r} autoencoder has no prior: pass train= (its training data) "
                          "so a density can be fitted to the codes")
     z = LatentDensity(density or "gmm", n_components, seed).fit(codes(model, train)).sample(n)
     return np.asarray(model.decode(z))
@@ -79,11 +74,10 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str = "auto") -> np.nda
 
     method: "linear", "spherical", or "auto" (spherical for a VAE's Gaussian latent, linear otherwise).
     """
-    _check_n(steps)
+    check_int("steps", steps, 0, low_open=True)
     if method == "auto":
         method = "spherical" if isinstance(model, VariationalAutoencoder) else "linear"
-    if method not in ("linear", "spherical"):
-        raise ValueError(f"method={method!r} is not one of 'auto', 'linear', 'spherical'")
+    check_choice("method", method, ("linear", "spherical"))
     z0, z1 = _one(model, x_a), _one(model, x_b)
     t = np.linspace(0, 1, steps)
     z = slerp(z0, z1, t) if method == "spherical" else (1 - t)[:, None] * z0 + t[:, None] * z1
@@ -92,7 +86,7 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str = "auto") -> np.nda
 
 def extrapolate(model, x_a, x_b, steps: int = 8, beyond: float = 1.0) -> np.ndarray:
     """Decoded points past x_b along the direction from x_a to x_b: z_a + t (z_b - z_a), t in [1, 1 + beyond]."""
-    _check_n(steps)
+    check_int("steps", steps, 0, low_open=True)
     z0, z1 = _one(model, x_a), _one(model, x_b)
     t = np.linspace(1, 1 + beyond, steps)
     return np.asarray(model.decode((z0 + t[:, None] * (z1 - z0)).astype(np.float32)))
@@ -106,15 +100,15 @@ def latent_grid(model, n: int = 15, bounds=None, train=None) -> tuple[np.ndarray
     """
     from scipy.stats import norm
 
-    _check_n(n)
+    check_int("n", n, 0, low_open=True)
     if model.config.latent_dim != 2:
-        raise ValueError(f"latent_grid needs latent_dim=2, the model has {model.config.latent_dim}")
+        raise ConfigError(f"latent_grid needs latent_dim=2, the model has {model.config.latent_dim}")
     if bounds is None and isinstance(model, VariationalAutoencoder):
         axes = [norm.ppf(np.linspace(0.05, 0.95, n))] * 2
     else:
         if bounds is None:
             if train is None:
-                raise ValueError("pass bounds= or train= to place the grid of a plain autoencoder")
+                raise ConfigError("pass bounds= or train= to place the grid of a plain autoencoder")
             z = codes(model, train)
             bounds = list(zip(np.percentile(z, 1, axis=0), np.percentile(z, 99, axis=0)))
         axes = [np.linspace(lo, hi, n) for lo, hi in bounds]

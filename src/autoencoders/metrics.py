@@ -1,9 +1,9 @@
-"""Measuring a trained autoencoder: reconstruction, likelihood, regularisers,
-latent space, compression. `evaluate` gathers them into one dict whose keys say
-their unit (`_nats`, `_db`, `_bytes`, ...).
+"""Measuring a trained autoencoder: one function per metric. Reconstruction, likelihood,
+regularisers, latent space, compression; `evaluate.py` gathers them into one report.
 
-Every function takes data as an array, tensor or Dataset of shape
-(N, *input_shape) and works in batches without gradients (except the Jacobian).
+Every function takes data as an array, tensor or Dataset of shape (N, *input_shape)
+and runs through inference.apply (batches, eval mode, no gradients), so memory stays
+bounded for memory-mapped data. Key names carry their unit (`_nats`, `_db`, `_bytes`).
 """
 
 from __future__ import annotations
@@ -15,36 +15,23 @@ import torch
 
 from . import penalties
 from .corruption import corrupt
-from .models import VariationalAutoencoder, gaussian_kl, reconstruction_nll_per_example
-from .validation import as_array, check_data, take
+from .distributions import log_likelihood_per_example, reconstruction_nll_per_example, standard_normal_log_prob
+from .errors import check_int
+from .inference import apply, codes
+from .models import VariationalAutoencoder
+from .validation import as_array, row_batches
 
-_LOG_2PI = math.log(2 * math.pi)
+# Latent probes and PCA baselines read raw rows into memory: at most this many (a seeded
+# random subset beyond it), so that a memory-mapped dataset never loads whole.
+MAX_PROBE_EXAMPLES = 20000
 
 
-def _tensor(data, model) -> torch.Tensor:
-    x = as_array(data, "data")
-    check_data(x, model.config.input_shape, "data")
-    return x
-
-
-def _labels(data, labels):
+def labels_of(data, labels=None):
+    """Integer class labels: `labels`, else a Dataset's y when it holds integers, else None."""
     if labels is not None:
         return np.asarray(labels)
     y = getattr(data, "y", None)
     return None if y is None or not np.issubdtype(np.asarray(y).dtype, np.integer) else np.asarray(y)
-
-
-def _batches(x, batch_size):
-    for start in range(0, x.shape[0], batch_size):
-        yield take(x, torch.arange(start, min(start + batch_size, x.shape[0])))
-
-
-@torch.no_grad()
-def codes(model, data, batch_size: int = 1024) -> np.ndarray:
-    """The deterministic codes (posterior means for a VAE) of every example, (N, latent_dim)."""
-    model.eval()
-    x = _tensor(data, model)
-    return torch.cat([model.code(b.to(model.device)).cpu() for b in _batches(x, batch_size)]).numpy()
 
 
 def psnr_db(mse: float, peak: float = 1.0) -> float:
@@ -52,51 +39,44 @@ def psnr_db(mse: float, peak: float = 1.0) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
-@torch.no_grad()
+def _reconstruction_terms(model, b):
+    logits = model.decoder(model.code(b))
+    sq = (model.output(logits) - b).pow(2).flatten(1).sum(1)
+    unit = ((b >= 0) & (b <= 1)).flatten(1).all(1)
+    bce = reconstruction_nll_per_example("bce", logits, b) if model.config.reconstruction == "bce" else sq * 0
+    return sq, bce, unit
+
+
 def reconstruction(model, data, batch_size: int = 1024) -> dict:
     """Per-example BCE (for data in [0, 1]), MSE per feature and PSNR of the deterministic reconstruction."""
-    model.eval()
-    x = _tensor(data, model)
-    sq, bce, n, unit = 0.0, 0.0, 0, True
-    for b in _batches(x, batch_size):
-        b = b.to(model.device)
-        logits = model.decoder(model.code(b))
-        x_hat = model.output(logits)
-        sq += float((x_hat - b).pow(2).sum())
-        unit = unit and bool((b >= 0).all() and (b <= 1).all())
-        if model.config.reconstruction == "bce" and unit:
-            bce += float(reconstruction_nll_per_example("bce", logits, b).sum())
-        n += b.shape[0]
-    d = model.config.input_size
-    out = {"mse_per_feature": sq / (n * d), "sse_per_example": sq / n}
-    if unit:
+    sq, bce, unit = apply(model, data, _reconstruction_terms, batch_size=batch_size, numpy=True, name="data")
+    n, d = len(sq), model.config.input_size
+    out = {"mse_per_feature": float(sq.sum()) / (n * d), "sse_per_example": float(sq.sum()) / n}
+    if unit.all():
         out["psnr_db"] = psnr_db(out["mse_per_feature"])
         if model.config.reconstruction == "bce":
-            out["bce_nats_per_example"] = bce / n
+            out["bce_nats_per_example"] = float(bce.sum()) / n
     return out
 
 
-@torch.no_grad()
 def denoising(model, data, noise: str | None = None, noise_level: float | None = None, seed: int = 0,
               batch_size: int = 1024) -> dict:
     """Reconstruct corrupted inputs, compare with the clean ones: MSE, PSNR and the gain over the noisy input.
 
     The corruption is seeded, so the figures are repeatable.
     """
-    model.eval()
     noise = noise or model.config.noise or "gaussian"
     level = noise_level if noise_level is not None else model.config.noise_level
-    x = _tensor(data, model)
-    sq_noisy, sq_rec, n = 0.0, 0.0, 0
+
+    def errors(m, b):
+        noisy = corrupt(b, noise, level)
+        return (noisy - b).pow(2).flatten(1).sum(1), (m(noisy) - b).pow(2).flatten(1).sum(1)
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for b in _batches(x, batch_size):
-            b = b.to(model.device)
-            noisy = corrupt(b, noise, level)
-            sq_noisy += float((noisy - b).pow(2).sum())
-            sq_rec += float((model.output(model.decoder(model.code(noisy))) - b).pow(2).sum())
-            n += b.numel()
-    noisy_mse, rec_mse = sq_noisy / n, sq_rec / n
+        sq_noisy, sq_rec = apply(model, data, errors, batch_size=batch_size, numpy=True, name="data")
+    n = len(sq_noisy) * model.config.input_size
+    noisy_mse, rec_mse = float(sq_noisy.sum()) / n, float(sq_rec.sum()) / n
     return {
         "noise": noise, "noise_level": level,
         "noisy_mse_per_feature": noisy_mse, "denoised_mse_per_feature": rec_mse,
@@ -106,80 +86,58 @@ def denoising(model, data, noise: str | None = None, noise_level: float | None =
 
 
 def _log_px_given_z(model, out, x) -> torch.Tensor:
-    """log p(x | z) per example, in nats. For 'mse', the Gaussian with sigma^2 = 1/2 that
-    summed squared error is the negative log of (up to this constant)."""
-    kind = model.config.reconstruction
-    nll = reconstruction_nll_per_example(kind, out, x, model.log_sigma)
-    if kind == "mse":
-        nll = nll + 0.5 * x[0].numel() * math.log(math.pi)
-    return -nll
+    return log_likelihood_per_example(model.config.reconstruction, out, x, model.log_sigma)
 
 
-@torch.no_grad()
 def elbo(model: VariationalAutoencoder, data, batch_size: int = 1024, seed: int = 0) -> np.ndarray:
     """The ELBO of each example, E_q[log p(x|z)] - KL(q(z|x) || p(z)), one reparameterised sample, in nats."""
-    model.eval()
-    x = _tensor(data, model)
-    out = []
+
+    def one_sample(m, b):
+        q = m.posterior_of(b)
+        return _log_px_given_z(m, m.decoder(q.sample()), b) - q.kl()
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for b in _batches(x, batch_size):
-            b = b.to(model.device)
-            mu, logvar = model.encoder(b).chunk(2, dim=1)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            out.append((_log_px_given_z(model, model.decoder(z), b) - gaussian_kl(mu, logvar)).cpu())
-    return torch.cat(out).numpy()
+        return apply(model, data, one_sample, batch_size=batch_size, numpy=True, name="data")
 
 
-@torch.no_grad()
 def log_likelihood(model: VariationalAutoencoder, data, samples: int = 1000, batch_size: int = 100,
-                   max_elements: int = 1 << 20, seed: int = 0) -> np.ndarray:
+                   max_elements: int = 1 << 20, seed: int = 0, rows=None) -> np.ndarray:
     """Importance-sampled log p(x) of each example with K = `samples` draws from q(z|x) (Burda et al. 2016):
 
         log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K.
 
     Batched over examples and samples (at most `max_elements` decoder outputs at
-    once), with a running log-sum-exp, so memory stays bounded for any K.
+    once), with a running log-sum-exp, so memory stays bounded for any K. `rows`
+    limits it to those examples.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"log_likelihood_samples must be an int >= 1, got {samples!r}")
-    model.eval()
-    x = _tensor(data, model)
+    check_int("log_likelihood_samples", samples, 1)
     d = model.config.input_size
-    results = []
+
+    def importance_sampled(m, b):
+        n = b.shape[0]
+        q = m.posterior_of(b)
+        chunk = max(1, min(samples, max_elements // max(1, n * d)))
+        running = torch.full((n,), -math.inf, device=b.device, dtype=q.mean.dtype)
+        for start in range(0, samples, chunk):
+            s = min(chunk, samples - start)
+            z = q.sample(s)  # (s, n, k)
+            out = m.decoder(z.reshape(s * n, -1))
+            log_px = _log_px_given_z(m, out, b.repeat(s, *([1] * (b.dim() - 1)))).reshape(s, n)
+            log_w = log_px + standard_normal_log_prob(z) - q.log_prob(z)
+            running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
+        return running - math.log(samples)
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for b in _batches(x, batch_size):
-            b = b.to(model.device)
-            n = b.shape[0]
-            mu, logvar = model.encoder(b).chunk(2, dim=1)
-            std = torch.exp(0.5 * logvar)
-            chunk = max(1, min(samples, max_elements // max(1, n * d)))
-            running = torch.full((n,), -math.inf, device=b.device)
-            for start in range(0, samples, chunk):
-                s = min(chunk, samples - start)
-                eps = torch.randn(s, *mu.shape, device=b.device)
-                z = mu + std * eps  # (s, n, k)
-                out = model.decoder(z.reshape(s * n, -1))
-                log_px = _log_px_given_z(model, out, b.repeat(s, *([1] * (b.dim() - 1)))).reshape(s, n)
-                log_pz = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
-                log_qz = -0.5 * (eps.pow(2) + _LOG_2PI + logvar).sum(-1)
-                running = torch.logaddexp(running, torch.logsumexp(log_px + log_pz - log_qz, dim=0))
-            results.append((running - math.log(samples)).cpu())
-    return torch.cat(results).numpy()
+        return apply(model, data, importance_sampled, batch_size=batch_size, rows=rows, numpy=True, name="data")
 
 
-@torch.no_grad()
 def kl_per_dimension(model: VariationalAutoencoder, data, batch_size: int = 1024) -> np.ndarray:
     """Mean KL(q(z_j|x) || N(0, 1)) of each latent dimension, in nats."""
-    model.eval()
-    x = _tensor(data, model)
-    total, n = 0, 0
-    for b in _batches(x, batch_size):
-        mu, logvar = model.encoder(b.to(model.device)).chunk(2, dim=1)
-        total = total + 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(0)
-        n += b.shape[0]
-    return (total / n).cpu().numpy()
+    kl = apply(model, data, lambda m, b: m.posterior_of(b).kl_per_dimension(), batch_size=batch_size,
+               numpy=True, name="data")
+    return kl.mean(0)
 
 
 def activity(z: np.ndarray, threshold: float = 0.1) -> dict:
@@ -195,17 +153,15 @@ def activity(z: np.ndarray, threshold: float = 0.1) -> dict:
     }
 
 
+
+
 def jacobian_norm(model, data, batch_size: int = 100, max_examples: int = 1000) -> float:
-    """Mean ||J_f(x)||_F^2 of the encoder (the code, posterior mean for a VAE) over examples."""
-    model.eval()
-    x = _tensor(data, model)
-    x = take(x, torch.arange(min(max_examples, x.shape[0])))
-    total = 0.0
-    for start in range(0, x.shape[0], batch_size):
-        b = x[start : start + batch_size].to(model.device)
-        with torch.no_grad():  # the penalty switches autograd on for itself; no graph is kept
-            total += float(penalties.jacobian_frobenius(model.code, b)) * b.shape[0]
-    return total / x.shape[0]
+    """Mean ||J_f(x)||_F^2 of the encoder (the code, posterior mean for a VAE) over the first max_examples."""
+    n = min(max_examples, as_array(data, "data").shape[0])
+    # The penalty switches autograd on for itself inside the no-grad pass; no graph is kept.
+    norms = apply(model, data, lambda m, b: penalties.jacobian_frobenius_per_example(m.code, b),
+                  batch_size=batch_size, rows=torch.arange(n), numpy=True, name="data")
+    return float(norms.mean())
 
 
 # ----- latent space -----
@@ -217,6 +173,19 @@ def _probe_split(n, labels, seed):
     idx = np.arange(n)
     stratify = labels if np.bincount(labels).min() >= 2 else None
     return train_test_split(idx, test_size=0.5, random_state=seed, stratify=stratify)
+
+
+def probe_rows(n: int, seed: int = 0, limit: int = MAX_PROBE_EXAMPLES) -> np.ndarray:
+    """All row indices, or a seeded sorted random subset of `limit` of them."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def raw_rows(data, rows: np.ndarray) -> np.ndarray:
+    """Rows of data as a flat float32 NumPy array (n, features), read in batches from memmaps."""
+    batches = row_batches(as_array(data, "data"), 4096, torch.from_numpy(np.asarray(rows)))
+    return torch.cat([b.flatten(1) for b in batches]).numpy()
 
 
 def probe_accuracy(features_train, y_train, features_test, y_test, neighbours: int = 5) -> dict:
@@ -259,18 +228,20 @@ def retrieve(model, queries, database, k: int = 10) -> tuple[np.ndarray, np.ndar
 def latent_metrics(model, data, labels=None, train=None, train_labels=None, k: int = 10, seed: int = 0) -> dict:
     """Linear-probe and k-NN accuracy of the codes next to raw pixels and PCA of the same dimension,
     and retrieval precision@k in the code space. Probes fit on `train` when given (with labels),
-    otherwise on a stratified half of `data`."""
+    otherwise on a stratified half of `data`; each set is limited to MAX_PROBE_EXAMPLES rows."""
     from sklearn.decomposition import PCA
 
-    y = _labels(data, labels)
+    y = labels_of(data, labels)
     if y is None:
         return {}
-    z = codes(model, data)
-    raw = np.asarray(as_array(data, "data"), dtype=np.float32).reshape(len(z), -1)
-    if train is not None and _labels(train, train_labels) is not None:
-        y_tr, y_te = _labels(train, train_labels), y
-        z_tr, z_te = codes(model, train), z
-        raw_tr, raw_te = np.asarray(as_array(train, "train"), dtype=np.float32).reshape(len(y_tr), -1), raw
+    rows = probe_rows(len(y), seed)
+    y, raw = y[rows], raw_rows(data, rows)
+    z = codes(model, raw.reshape(len(rows), *model.config.input_shape))
+    y_train = labels_of(train, train_labels) if train is not None else None
+    if y_train is not None:
+        train_rows = probe_rows(len(y_train), seed)
+        y_tr, y_te, raw_tr, raw_te = y_train[train_rows], y, raw_rows(train, train_rows), raw
+        z_tr, z_te = codes(model, raw_tr.reshape(len(train_rows), *model.config.input_shape)), z
     else:
         tr, te = _probe_split(len(z), y, seed)
         y_tr, y_te, z_tr, z_te, raw_tr, raw_te = y[tr], y[te], z[tr], z[te], raw[tr], raw[te]
@@ -308,92 +279,56 @@ def latent_2d(model, data, method: str = "auto", seed: int = 0) -> tuple[np.ndar
 
 def quantize_8bit(z: np.ndarray, lo=None, hi=None) -> np.ndarray:
     """Codes rounded to 256 levels per dimension between lo and hi (from z when not given), back as floats."""
-    lo = z.min(0) if lo is None else lo
-    hi = z.max(0) if hi is None else hi
-    span = np.where(hi > lo, hi - lo, 1.0)
-    q = np.round((np.clip(z, lo, hi) - lo) / span * 255)
-    return (q / 255 * span + lo).astype(np.float32)
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    lo = z.min(0).values if lo is None else torch.as_tensor(lo, dtype=torch.float32)
+    hi = z.max(0).values if hi is None else torch.as_tensor(hi, dtype=torch.float32)
+    return _quantized(z, lo, hi).numpy()
+
+
+def _quantized(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: int = 255) -> torch.Tensor:
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    q = torch.round((torch.minimum(torch.maximum(z, lo), hi) - lo) / span * levels)
+    return q / levels * span + lo
 
 
 def compression(model, data, raw_bytes_per_feature: float | None = None, seed: int = 0) -> dict:
     """Bytes per example of the codes at float32, float16 and 8-bit, the ratio to the raw input, and the
-    reconstruction MSE at each size, next to PCA with the same number of components and precision."""
+    reconstruction MSE at each size, next to PCA with the same number of components and precision
+    (fitted on at most MAX_PROBE_EXAMPLES rows). Reads the data twice, batch by batch."""
     from sklearn.decomposition import PCA
 
-    x = np.asarray(as_array(data, "data"), dtype=np.float32)
-    flat = x.reshape(len(x), -1)
+    n = as_array(data, "data").shape[0]
+    d = model.config.input_size
     if raw_bytes_per_feature is None:
         scaling = getattr(data, "scaling", None) or {}
         raw_bytes_per_feature = 1 if scaling.get("method") == "pixels" else 4
-    raw_bytes = raw_bytes_per_feature * flat.shape[1]
-    z = codes(model, x)
-    k = z.shape[1]
-    pca = PCA(n_components=min(k, *flat.shape), random_state=seed).fit(flat)
-    zp = pca.transform(flat)
+    k = model.config.latent_dim
+    fit_rows = probe_rows(n, seed)
+    pca = PCA(n_components=min(k, len(fit_rows), d), random_state=seed).fit(raw_rows(data, fit_rows))
+    components = torch.from_numpy(pca.components_).float()
+    mean = torch.from_numpy(pca.mean_).float()
+
+    def pca_codes(b):
+        return (b.flatten(1) - mean.to(b.device)) @ components.to(b.device).T
+
+    z, zp = apply(model, data, lambda m, b: (m.code(b), pca_codes(b)), numpy=False, name="data")
+    ranges = {"ae": (z.min(0).values, z.max(0).values), "pca": (zp.min(0).values, zp.max(0).values)}
+    precisions = {"float32": (4, lambda c, _: c), "float16": (2, lambda c, _: c.half().float()),
+                  "uint8": (1, lambda c, which: _quantized(c, *ranges[which]))}
+
+    def errors(m, b):
+        flat, out = b.flatten(1), []
+        for fn in (spec[1] for spec in precisions.values()):
+            rec = m.decoded(fn(m.code(b), "ae")).flatten(1)
+            rec_pca = fn(pca_codes(b), "pca") @ components.to(b.device) + mean.to(b.device)
+            out += [(rec - flat).pow(2).sum(1), (rec_pca - flat).pow(2).sum(1)]
+        return tuple(out)
+
+    sq = apply(model, data, errors, numpy=True, name="data")
+    raw_bytes = raw_bytes_per_feature * d
     out = {"raw_bytes_per_example": raw_bytes, "latent_dim": k}
-
-    def decode(codes_):
-        with torch.no_grad():
-            return np.asarray(model.decode(codes_.astype(np.float32))).reshape(len(flat), -1)
-
-    for name, bytes_per, fn in (("float32", 4, lambda c: c), ("float16", 2, lambda c: c.astype(np.float16).astype(np.float32)),
-                                ("uint8", 1, quantize_8bit)):
-        ours = float(((decode(fn(z)) - flat) ** 2).mean())
-        theirs = float(((pca.inverse_transform(fn(zp)) - flat) ** 2).mean())
+    for i, (name, (bytes_per, _)) in enumerate(precisions.items()):
         out[name] = {"bytes_per_example": bytes_per * k, "ratio": raw_bytes / (bytes_per * k),
-                     "mse_per_feature": ours, "pca_mse_per_feature": theirs}
-    return out
-
-
-# ----- everything -----
-
-
-def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: int = 1000,
-             log_likelihood_examples: int | None = 1000, jacobian_examples: int = 500, k: int = 10,
-             activity_threshold: float = 0.1, compression_sizes: bool = True, generation: bool = False,
-             judge=None, generated: int = 1000, seed: int = 0) -> dict:
-    """Measure a trained model on data (array, tensor or Dataset). Key names carry the units.
-
-    log_likelihood_examples limits the (costly) importance-sampled log p(x) to the
-    first N examples (None: all). `train` (a Dataset or array with labels) is used
-    to fit the latent probes and, for plain autoencoders, the latent density for
-    generation; `judge` (quality.Judge) scores generated samples when generation=True.
-    """
-    model.eval()
-    x = _tensor(data, model)
-    d = model.config.input_size
-    out: dict = {"kind": model.config.kind, "examples": int(x.shape[0]), "reconstruction": reconstruction(model, x)}
-    if model.config.noise is not None:
-        out["denoising"] = denoising(model, x, seed=seed)
-    if isinstance(model, VariationalAutoencoder):
-        e = elbo(model, x, seed=seed)
-        kl = kl_per_dimension(model, x)
-        v = {"elbo_nats": float(e.mean()), "kl_per_dimension_nats": kl.tolist(),
-             "active_dimensions": int((kl > 0.01).sum()), "active_dimension_threshold_nats": 0.01}
-        if log_likelihood_samples:
-            sub = take(x, torch.arange(min(x.shape[0], log_likelihood_examples or x.shape[0])))
-            ll = log_likelihood(model, sub, samples=log_likelihood_samples, seed=seed)
-            v.update({"log_likelihood_nats": float(ll.mean()),
-                      "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
-                      "log_likelihood_samples": log_likelihood_samples, "log_likelihood_examples": int(len(ll)),
-                      "bits_per_dimension": float(-ll.mean() / (d * math.log(2)))})
-        out["vae"] = v
-    else:
-        z = codes(model, x)
-        out["code_activity"] = activity(z, activity_threshold)
-        if jacobian_examples:
-            out["jacobian_frobenius_sq"] = jacobian_norm(model, x, max_examples=jacobian_examples)
-    latent = latent_metrics(model, data, labels=labels, train=train, k=k, seed=seed)
-    if latent:
-        out["latent"] = latent
-    if compression_sizes:
-        out["compression"] = compression(model, data, seed=seed)
-    if generation:
-        from .generation import sample
-        from .quality import generation_quality
-
-        samples = sample(model, generated, train=None if isinstance(model, VariationalAutoencoder) else
-                         (train if train is not None else x), seed=seed)
-        if judge is not None:
-            out["generation"] = generation_quality(judge, samples, x)
+                     "mse_per_feature": float(sq[2 * i].sum()) / (n * d),
+                     "pca_mse_per_feature": float(sq[2 * i + 1].sum()) / (n * d)}
     return out

@@ -2,26 +2,31 @@
 
 Every kind is one of these with a configuration (config.py): the same encoder
 and decoder, plus a term in the loss (sparsity, contractive, KL) or a change to
-the input (corruption). Each formula lives once, in penalties.py,
-corruption.py or here.
+the input (corruption). Each formula lives once, in distributions.py,
+penalties.py, corruption.py or here.
+
+Two levels of API. Tensor level, for training and for code that wants gradients:
+`code(x)`, `decoder(z)` (logits or means), `output(raw)`, `forward(x)` (the
+deterministic reconstruction in data space) and `loss(x)`. Inference level, for
+users: `encode`, `decode`, `reconstruct`, `posterior`, `sample`, which take
+tensors, arrays or Datasets of any size and go through inference.apply (batches,
+eval mode, no gradients; NumPy in gives NumPy out, tensors give tensors).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import nets, penalties
+from . import inference, nets, penalties
 from .config import ModelConfig
 from .corruption import corrupt
-from .errors import DataError
-
-_LOG_2PI = math.log(2 * math.pi)
+from .distributions import DiagonalGaussian, reconstruction_nll
+from .errors import check_int
+from .validation import check_shape
 
 
 class LossTerms(Mapping):
@@ -49,34 +54,6 @@ class LossTerms(Mapping):
         return "LossTerms(" + ", ".join(f"{k}={float(v):.4g}" for k, v in self.tensors.items()) + ")"
 
 
-def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
-    """Reconstruction loss of each example (N,), summed over its features.
-
-    bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
-    mse: sum of squared errors. gaussian: -log N(x | out, sigma^2 I) in nats.
-    """
-    if kind == "bce":
-        per_feature = F.binary_cross_entropy_with_logits(out, x, reduction="none")
-    elif kind == "mse":
-        per_feature = (out - x) ** 2
-    else:  # gaussian, with one learned log standard deviation
-        per_feature = 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * _LOG_2PI
-    return per_feature.flatten(1).sum(1)
-
-
-def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
-    """The per-example reconstruction loss averaged over the batch (the training term)."""
-    return reconstruction_nll_per_example(kind, out, x, log_sigma).mean()
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per example, in nats, summed over latent dims.
-
-    Kingma & Welling 2014, Appendix B: -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
-    """
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-
-
 class Autoencoder(nn.Module):
     """Encoder f, decoder g, loss = reconstruction + optional penalties; see ModelConfig."""
 
@@ -102,11 +79,11 @@ class Autoencoder(nn.Module):
         else:
             self.log_sigma = None
 
-    # ----- inference API: tensors in -> tensors out, arrays in -> arrays out -----
-
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    # ----- tensor level: checked float tensors on the model's device -----
 
     def check_input(self, x) -> torch.Tensor:
         """x as a float32 tensor on the model's device, with its shape checked."""
@@ -114,20 +91,8 @@ class Autoencoder(nn.Module):
             x = torch.from_numpy(np.asarray(x, dtype=np.float32))
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-        shape = tuple(self.config.input_shape)
-        if tuple(x.shape[1:]) != shape:
-            hint = ""
-            if x.dim() >= 2 and math.prod(x.shape[1:]) == math.prod(shape):
-                hint = f"; reshape it with x.reshape(-1, *{shape})"
-            raise DataError(f"x has shape {tuple(x.shape)}, expected (N, *input_shape) = (N, {', '.join(map(str, shape))}){hint}")
+        check_shape(x, self.config.input_shape)
         return x.to(device=self.device, dtype=torch.float32)
-
-    def _inference(self, fn, x):
-        as_numpy = isinstance(x, np.ndarray)
-        if as_numpy:
-            with torch.no_grad():
-                return fn(x).cpu().numpy()
-        return fn(x)
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic code of already-checked input (posterior mean for a VAE)."""
@@ -137,25 +102,27 @@ class Autoencoder(nn.Module):
         """Decoder output -> data space: probabilities for bce, means otherwise."""
         return torch.sigmoid(out) if self.config.reconstruction == "bce" else out
 
+    def decoded(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes -> data space (probabilities or means)."""
+        return self.output(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic reconstruction of a checked batch, in data space (posterior mean for a VAE)."""
+        return self.decoded(self.code(x))
+
+    # ----- inference level: tensors in -> tensors out, arrays (or Datasets) in -> arrays out -----
+
     def encode(self, x):
         """x (N, *input_shape) -> codes (N, latent_dim); deterministic."""
-        return self._inference(lambda x: self.code(self.check_input(x)), x)
+        return inference.apply(self, x, lambda m, b: m.code(b))
 
     def decode(self, z):
         """codes (N, latent_dim) -> data (N, *input_shape): probabilities or means, not logits."""
-
-        def run(z):
-            if isinstance(z, np.ndarray):
-                z = torch.from_numpy(np.asarray(z, dtype=np.float32))
-            if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
-                raise DataError(f"z has shape {tuple(z.shape)}, expected (N, {self.config.latent_dim})")
-            return self.output(self.decoder(z.to(device=self.device, dtype=torch.float32)))
-
-        return self._inference(run, z)
+        return inference.apply(self, z, lambda m, b: m.decoded(b), shape=(self.config.latent_dim,), name="z")
 
     def reconstruct(self, x):
         """decode(encode(x)): deterministic (the posterior mean for a VAE)."""
-        return self._inference(lambda x: self.output(self.decoder(self.code(self.check_input(x)))), x)
+        return inference.apply(self, x, lambda m, b: m(b))
 
     # ----- training objective -----
 
@@ -204,39 +171,91 @@ class Autoencoder(nn.Module):
             terms["contractive"] = j
         return LossTerms(total, **terms)
 
+    # ----- initialisation from the training data -----
+
+    def initialise_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent start, from (a sample of) the training rows: PCA weights for init='pca',
+        otherwise the decoder's output bias at the data mean."""
+        if self.config.init == "pca":
+            self._pca_init(x)
+        else:
+            self._output_bias_init(x)
+
+    def _output_bias_init(self, x: torch.Tensor) -> None:
+        """Start the decoder's output at the data mean: its last bias = logit(mean) for bce, the mean otherwise.
+
+        Without it, sigmoid (or tanh) codes on MNIST-like data can saturate in the first
+        steps while the decoder learns the mean image, and never recover (seen with a
+        single sigmoid code layer; the usual remedy of initialising the final bias from
+        the data, cf. Karpathy, "A recipe for training neural networks", 2019).
+        """
+        last = next((m for m in reversed(list(self.decoder.modules()))
+                     if isinstance(m, (nn.Linear, nn.ConvTranspose2d)) and m.bias is not None), None)
+        if last is None:
+            return
+        mean = x.mean(dim=0)
+        if isinstance(last, nn.ConvTranspose2d):
+            mean = mean.flatten(1).mean(1)  # one bias per output channel
+        else:
+            mean = mean.flatten()
+        if mean.shape != last.bias.shape:
+            return
+        if self.config.reconstruction == "bce":
+            mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+        with torch.no_grad():
+            last.bias.copy_(mean.to(last.bias.device))
+
+    def _pca_init(self, x: torch.Tensor) -> None:
+        """Closed-form start for the linear autoencoder: encoder = top components, decoder = their transpose."""
+        from sklearn.decomposition import PCA
+
+        flat = x.flatten(1).cpu().numpy()
+        k = self.config.latent_dim
+        if k > min(flat.shape):
+            return  # more components than the data has: random start instead
+        pca = PCA(n_components=k, svd_solver="full").fit(flat)
+        w = torch.from_numpy(pca.components_).float()
+        mean = torch.from_numpy(pca.mean_).float()
+        enc, dec = nets.linears(self.encoder)[0], nets.linears(self.decoder)[0]
+        with torch.no_grad():
+            enc.weight.copy_(w.to(enc.weight.device))
+            enc.bias.copy_(-(w @ mean).to(enc.bias.device))
+            dec.weight.copy_(w.T.to(dec.weight.device))
+            dec.bias.copy_(mean.to(dec.bias.device))
+
 
 class VariationalAutoencoder(Autoencoder):
     """Gaussian posterior q(z|x) = N(mu, diag sigma^2), standard normal prior."""
 
+    def posterior_of(self, x: torch.Tensor) -> DiagonalGaussian:
+        """q(z|x) of an already-checked batch (tensor level)."""
+        return DiagonalGaussian.from_encoder(self.encoder(x))
+
     def posterior(self, x):
         """(mu, logvar) of q(z|x), each (N, latent_dim)."""
-
-        def run(x):
-            return self.encoder(self.check_input(x)).chunk(2, dim=1)
-
-        if isinstance(x, np.ndarray):
-            with torch.no_grad():
-                return tuple(t.cpu().numpy() for t in run(x))
-        return run(x)
+        return inference.apply(self, x, _mean_and_logvar)
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x).chunk(2, dim=1)[0]
+        return self.posterior_of(x).mean
 
     def loss(self, x) -> LossTerms:
         """-ELBO with beta: reconstruction NLL + beta * KL(q(z|x) || N(0, I)), per example, in nats."""
         c = self.config
         x = self.check_input(x)
-        mu, logvar = self.encoder(self.corrupted(x)).float().chunk(2, dim=1)  # float32 under autocast too
-        # Reparameterisation (Kingma & Welling 2014, eq. 10): z = mu + sigma * eps, eps ~ N(0, I).
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        q = self.posterior_of(self.corrupted(x))  # float32 under autocast too
+        z = q.sample()
         nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
-        kl = gaussian_kl(mu, logvar).mean()
+        kl = q.kl().mean()
         return LossTerms(nll + c.beta * kl, reconstruction=nll, kl=kl)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n new examples decoded from the prior N(0, I)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise ValueError(f"n must be an int > 0, got {n!r}")
+        check_int("n", n, 0, low_open=True)
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        with torch.no_grad():
-            return self.output(self.decoder(z))
+        with inference.evaluating(self):
+            return self.decoded(z)
+
+
+def _mean_and_logvar(model: VariationalAutoencoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    q = model.posterior_of(x)
+    return q.mean, q.logvar

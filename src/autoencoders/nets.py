@@ -12,7 +12,7 @@ import math
 
 from torch import nn
 
-from .errors import unknown
+from .errors import ConfigError, unknown
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -69,8 +69,6 @@ def _conv_sizes(size: int, n: int) -> list[int]:
 def conv_encoder(input_shape, channels, hidden, out_dim, act, code_act) -> nn.Sequential:
     """Stride-2 3x3 convolutions (each halves H and W), then an MLP head to out_dim."""
     if len(input_shape) != 3:
-        from .errors import ConfigError
-
         raise ConfigError(
             f"architecture='conv' needs input_shape (C, H, W), got {tuple(input_shape)}"
         )

@@ -64,7 +64,12 @@ def jacobian_frobenius_estimate(encoder: nn.Module, x: torch.Tensor, projections
 
 
 def jacobian_frobenius(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """||J_f(x)||_F^2 averaged over the batch, exact, for any per-example encoder.
+    """||J_f(x)||_F^2 averaged over the batch, exact (see jacobian_frobenius_per_example)."""
+    return jacobian_frobenius_per_example(encoder, x).mean()
+
+
+def jacobian_frobenius_per_example(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """||J_f(x)||_F^2 of every example (N,), exact, for any per-example encoder.
 
     Row j of every example's Jacobian is the gradient of sum_n z_nj with respect
     to x (examples do not interact), so latent_dim vector-Jacobian products give
@@ -83,4 +88,4 @@ def jacobian_frobenius(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
             z, x, grad_outputs=basis, is_grads_batched=True, create_graph=create_graph
         )
     # rows: (k, N, *input_shape) -> sum of squares over code dims and input features.
-    return rows.pow(2).sum(dim=[0, *range(2, rows.dim())]).mean()
+    return rows.pow(2).sum(dim=[0, *range(2, rows.dim())])

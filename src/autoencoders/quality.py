@@ -14,7 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
+from .datasets.sources import data_root
+from .errors import CheckpointError
+from .inference import apply
+from .storage import read_tensors, write_tensors
 from .validation import as_array
 
 
@@ -48,17 +51,13 @@ class Judge(nn.Module):
     def forward(self, x):
         return self.head(self.body(x))
 
-    @torch.no_grad()
     def features(self, x, batch_size: int = 2048) -> np.ndarray:
-        self.eval()
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([self.body(b) for b in x.split(batch_size)]).numpy()
+        """The penultimate layer's activations (the Frechet distance's features), (N, features)."""
+        return apply(self, x, lambda m, b: m.body(b), batch_size=batch_size, shape=self.input_shape, numpy=True)
 
-    @torch.no_grad()
     def predict_proba(self, x, batch_size: int = 2048) -> np.ndarray:
-        self.eval()
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([torch.softmax(self(b), 1) for b in x.split(batch_size)]).numpy()
+        return apply(self, x, lambda m, b: torch.softmax(m(b), 1), batch_size=batch_size, shape=self.input_shape,
+                     numpy=True)
 
     def accuracy(self, x, y) -> float:
         return float((self.predict_proba(x).argmax(1) == np.asarray(y)).mean())
@@ -83,8 +82,6 @@ def train_judge(x, y, epochs: int = 20, seed: int = 0, batch_size: int = 128, lr
 
 def judge_for(data, labels=None, cache_dir=None, epochs: int = 20, seed: int = 0) -> Judge:
     """A judge trained on labelled data, cached by a hash of the data (safetensors + JSON)."""
-    from .datasets.sources import data_root
-
     x = np.ascontiguousarray(np.asarray(as_array(data, "data"), dtype=np.float32))
     y = np.asarray(labels if labels is not None else data.y, dtype=np.int64)
     key = hashlib.sha1(x.tobytes() + y.tobytes() + f"{epochs}-{seed}".encode()).hexdigest()[:16]
@@ -93,13 +90,13 @@ def judge_for(data, labels=None, cache_dir=None, epochs: int = 20, seed: int = 0
     if (path / "weights.safetensors").is_file():
         judge = Judge(x.shape[1:], int(y.max()) + 1)
         try:
-            judge.load_state_dict(ckpt.read_tensors(path / "weights.safetensors"))
+            judge.load_state_dict(read_tensors(path / "weights.safetensors"))
             return judge.eval()
-        except (RuntimeError, ckpt.CheckpointError):
+        except (RuntimeError, CheckpointError):
             pass  # a stale or damaged cache entry: train again and replace it
     judge = train_judge(x, y, epochs=epochs, seed=seed)
     path.mkdir(parents=True, exist_ok=True)
-    ckpt.write_tensors(path / "weights.safetensors", judge.state_dict())
+    write_tensors(path / "weights.safetensors", judge.state_dict())
     return judge
 
 

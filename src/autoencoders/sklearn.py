@@ -37,17 +37,22 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import anomaly
-from .config import ModelConfig
+from .config import RECONSTRUCTIONS, ModelConfig
 from .errors import ConfigError, DataError
+from .inference import apply
 from .kinds import get_kind, make_config, model_from_config
 from .training import fit as fit_model
 
 __all__ = ["AutoencoderOutlierDetector", "AutoencoderTransformer"]
 
-_BATCH = 1024  # rows per forward pass at predict time
 _FLOATS = [np.float64, np.float32]  # kept as given; anything else becomes float64
 # Estimator parameters that are passed to the model builder directly: `options` must not repeat them.
 _RESERVED = ("latent_dim", "hidden", "reconstruction", "input_shape", "seed")
+
+
+def _torch_dtype(X: np.ndarray) -> torch.dtype:
+    """float64 X is computed in float64 (see inference.apply), anything else in float32."""
+    return torch.float64 if X.dtype == np.float64 else torch.float32
 
 
 class _AutoencoderEstimator(BaseEstimator):
@@ -62,7 +67,7 @@ class _AutoencoderEstimator(BaseEstimator):
         "kind": [str],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden": [tuple, list, Interval(Integral, 1, None, closed="left"), None],
-        "reconstruction": [StrOptions({"bce", "mse", "gaussian"}), None],
+        "reconstruction": [StrOptions(set(RECONSTRUCTIONS)), None],
         "input_shape": [tuple, list, None],
         "options": [dict, None],
         "scaling": [StrOptions({"minmax", "standard"}), None],
@@ -149,11 +154,10 @@ class _AutoencoderEstimator(BaseEstimator):
     # ----- inference -----
 
     def _apply(self, X, fn) -> tuple[np.ndarray, np.dtype]:
-        """fn(model, batch) over X in the model's space; float64 X is computed in float64 (see anomaly.per_example)."""
+        """fn(model, batch) over X in the model's space; float64 X is computed in float64 (see inference.apply)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        return anomaly.per_example(self.model_, self._to_model_space(X), fn, _BATCH, dtype), X.dtype
+        return apply(self.model_, self._to_model_space(X), fn, dtype=_torch_dtype(X)), X.dtype
 
     def _decode(self, Z) -> np.ndarray:
         """Codes (n_samples, latent_dim) -> data (n_samples, n_features) in the original units."""
@@ -163,8 +167,7 @@ class _AutoencoderEstimator(BaseEstimator):
         if Z.shape[1] != k:
             raise ValueError(f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting {k} features "
                              "(its latent_dim) as input.")
-        dtype = torch.float64 if Z.dtype == np.float64 else torch.float32
-        x = anomaly.per_example(self.model_, Z, lambda m, z: m.output(m.decoder(z)), _BATCH, dtype, shape=(k,))
+        x = apply(self.model_, Z, lambda m, z: m.decoded(z), dtype=_torch_dtype(Z), shape=(k,), name="Z")
         x = x.reshape(len(Z), -1)
         x = self.scaler_.inverse_transform(x) if self.scaler_ is not None else x
         return x.astype(Z.dtype, copy=False)
@@ -405,8 +408,7 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
     def fit(self, X, y=None):
         """Train on X (n_samples, n_features), then score it and set the threshold; y is ignored."""
         x = self._fit_model(X, score=self.anomaly_score)
-        dtype = torch.float64 if x.dtype == np.float64 else torch.float32
-        scores = anomaly.per_example(self.model_, x, self._scorer(), _BATCH, dtype)
+        scores = apply(self.model_, x, self._scorer(), dtype=_torch_dtype(x))
         self.decision_scores_ = scores.astype(np.float64)
         self.threshold_ = anomaly.threshold(self.decision_scores_, self.contamination)
         self.labels_ = anomaly.labels(self.decision_scores_, self.threshold_)

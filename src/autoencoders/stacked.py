@@ -11,12 +11,21 @@ shallow model keeps the kind's noise, sparsity and contractive options.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
 
 from torch import nn
 
-from .errors import ConfigError
 from .models import Autoencoder
-from .training import Stage
+
+
+class GreedyLayer(NamedTuple):
+    """One greedy stage: a shallow autoencoder sharing parameters with the deep model, and the
+    frozen layers below it that turn the input rows into its training data (None for the first)."""
+
+    name: str
+    model: Autoencoder
+    features: Callable | None
 
 
 def _layers(seq: nn.Sequential) -> list[tuple[nn.Linear, nn.Module]]:
@@ -25,14 +34,12 @@ def _layers(seq: nn.Sequential) -> list[tuple[nn.Linear, nn.Module]]:
     return [(m, mods[i + 1]) for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
 
 
-def greedy_stages(model: Autoencoder) -> list[Stage]:
-    """One Stage per layer: a shallow autoencoder and the frozen encoder below it."""
+def greedy_layers(model: Autoencoder) -> list[GreedyLayer]:
+    """One GreedyLayer per encoder layer of an MLP model (config.validate refuses other architectures)."""
     c = model.config
-    if c.architecture != "mlp":
-        raise ConfigError("kind 'stacked' pretrains MLP layers: use architecture='mlp'")
     enc, dec = _layers(model.encoder), _layers(model.decoder)
     widths = [c.input_size, *c.hidden, c.latent_dim]
-    stages = []
+    layers = []
     for i, (linear, act) in enumerate(enc):
         mirror, after = dec[len(dec) - 1 - i]
         first = i == 0
@@ -54,7 +61,7 @@ def greedy_stages(model: Autoencoder) -> list[Stage]:
         # higher mirrors end with the activation that produced their target.
         decoder = nn.Sequential(mirror, after)
         shallow = Autoencoder(layer_config, encoder=encoder, decoder=decoder)
-        below = nn.Sequential(*[m for pair in enc[:i] for m in pair])
-        features = (lambda x, below=nn.Sequential(nn.Flatten(), below): below(x)) if not first else None
-        stages.append(Stage(f"pretrain_layer_{i + 1}", shallow, c.pretrain_epochs, features))
-    return stages
+        # The frozen layers below this one (a Sequential is itself the features function).
+        features = None if first else nn.Sequential(nn.Flatten(), *[m for pair in enc[:i] for m in pair])
+        layers.append(GreedyLayer(f"pretrain_layer_{i + 1}", shallow, features))
+    return layers

@@ -19,8 +19,9 @@ from .corruption import corrupt
 from .generation import extrapolate, interpolate, latent_grid, sample
 from .kinds import build
 from .quality import generation_quality, train_judge
-from .report.figures import image_grid, image_rows, scatter, side_by_side
+from .report.figures import image_grid, image_rows, loss_curves, side_by_side
 from .report.html import Page, Section, table
+from .sklearn import AutoencoderOutlierDetector
 from .training import fit
 
 
@@ -271,8 +272,6 @@ class Tour:
                 ["PCA (32)", probe(pca.transform(self.flat_train), pca.transform(self.flat_test))]]
         stage_rows = [[s, len(history.stage(s)), history.stage(s)[0]["train_total"], history.stage(s)[-1]["train_total"]]
                       for s in history.stages]
-        from .report.figures import loss_curves
-
         return Section(
             "8. Stacked autoencoder",
             "Each layer is first trained greedily as a shallow autoencoder of the codes below it, then the whole "
@@ -332,8 +331,6 @@ class Tour:
         from sklearn.metrics import roc_auc_score
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import Normalizer
-
-        from .sklearn import AutoencoderOutlierDetector
 
         digits = (0, 1, 7) if self.budget.n_train < 3000 else tuple(range(10))
         rows, last = [], None

@@ -1,6 +1,9 @@
-"""Checks on data handed to the library: type, shape, emptiness, NaN/inf, range.
+"""Data handed to the library: checks (type, shape, emptiness, NaN/inf, range) and reading rows.
 
-Large arrays (memory-mapped .npy) are checked in chunks so memory stays bounded.
+Every array the library takes, in memory or memory-mapped, goes through here:
+`as_array` turns it into a float32 tensor (or leaves a memmap on disk),
+`check_data` checks it in chunks so memory stays bounded, and `take` / `row_batches`
+read rows from it, releasing a memmap's pages after every read.
 """
 
 from __future__ import annotations
@@ -10,55 +13,52 @@ import math
 import numpy as np
 import torch
 
-from .datasets.base import CHUNK, MappedArray, release_pages
+from .datasets.base import CHUNK, Dataset, MappedArray, release_pages
 from .errors import DataError
 
 
-def as_array(x, name: str = "x"):
-    """A float32 torch.Tensor, or a NumPy memmap left on disk (batches are read from it)."""
-    if hasattr(x, "x") and hasattr(x, "input_shape"):  # a datasets.Dataset
+def as_array(x, name: str = "x", dtype: torch.dtype = torch.float32):
+    """A float32 (or `dtype`) torch.Tensor, or a NumPy memmap left on disk (batches are read from it)."""
+    if isinstance(x, Dataset):
         x = x.x
     if isinstance(x, (np.memmap, MappedArray)):
         return x  # stays on disk: batches are read by take()
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.number) and x.dtype != np.bool_:
             raise DataError(f"{name} must hold numbers, got dtype {x.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=_NUMPY_DTYPES[dtype]))
     if isinstance(x, torch.Tensor):
         if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int32, torch.int64, torch.bool)):
             raise DataError(f"{name} must hold numbers, got dtype {x.dtype}")
-        return x.detach().to(torch.float32)
+        return x.detach().to(dtype)
     raise TypeError(f"{name} must be a torch.Tensor, a numpy.ndarray or a Dataset, got {type(x).__name__}")
 
 
-def _chunks(x):
-    n = x.shape[0]
-    step = max(1, CHUNK // max(1, math.prod(x.shape[1:])))
-    for i in range(0, n, step):
-        part = x[i : i + step]
-        if isinstance(part, np.ndarray):
-            part = torch.from_numpy(np.array(part, dtype=np.float32))
-            release_pages(x)
-        yield i, part
+def check_shape(x, shape, name: str = "x") -> None:
+    """DataError unless x is (N, *shape), with a reshape hint when only the layout differs."""
+    shape = tuple(shape)
+    if tuple(x.shape[1:]) != shape:
+        hint = ""
+        if len(x.shape) >= 2 and math.prod(x.shape[1:]) == math.prod(shape):
+            hint = f"; reshape it with x.reshape(-1, *{shape})"
+        raise DataError(f"{name} has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, shape))}) "
+                        f"to match input_shape {shape}{hint}")
 
 
 def check_data(x, input_shape, name: str = "x", unit_range: bool = False) -> None:
     """Raise DataError unless x is (N >= 1, *input_shape), finite, and (unit_range) within [0, 1]."""
-    shape = tuple(input_shape)
-    if tuple(x.shape[1:]) != shape:
-        raise DataError(f"{name} has shape {tuple(x.shape)}, expected (N, {', '.join(map(str, shape))}) to match input_shape {shape}")
+    check_shape(x, input_shape, name)
     if x.shape[0] == 0:
         raise DataError(f"{name} is empty (0 examples)")
     bad, lo, hi = 0, math.inf, -math.inf
     first_bad = None
-    for start, part in _chunks(x):
+    step = max(1, CHUNK // max(1, math.prod(x.shape[1:])))
+    for start, part in zip(range(0, x.shape[0], step), row_batches(x, step)):
         finite = torch.isfinite(part)
         if not bool(finite.all()):
-            count = int((~finite).sum())
             if first_bad is None:
-                row = int((~finite).flatten(1).any(1).nonzero()[0]) + start
-                first_bad = row
-            bad += count
+                first_bad = int((~finite).flatten(1).any(1).nonzero()[0]) + start
+            bad += int((~finite).sum())
         elif unit_range:
             lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
     if bad:
@@ -85,4 +85,12 @@ def take(x, idx: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(parts[0] if len(parts) == 1 else np.concatenate(parts))
 
 
+def row_batches(x, batch_size: int, rows: torch.Tensor | None = None):
+    """Consecutive batches of x's rows (all, or `rows` in order) as float32 tensors, read lazily."""
+    rows = torch.arange(x.shape[0]) if rows is None else rows
+    for start in range(0, len(rows), batch_size):
+        yield take(x, rows[start : start + batch_size])
+
+
 _ROWS_PER_READ = 64
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}

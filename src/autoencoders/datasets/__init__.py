@@ -13,6 +13,7 @@ naming the file, row, column or option at fault.
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -73,7 +74,7 @@ FILE_FORMATS = {
 }
 
 
-def list() -> list[Source]:  # noqa: A001 - the issue's public name: ae.datasets.list()
+def list() -> list[Source]:
     """Every named source with its description and options."""
     return [*SOURCES.values()]
 
@@ -95,8 +96,6 @@ def load(name_or_path, **options) -> Dataset:
 
 
 def _jsonable(value) -> bool:
-    import json
-
     try:
         json.dumps(value)
         return True

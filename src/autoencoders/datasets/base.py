@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, suggest
 
 SCALES = ("auto", "pixels", "standard", "minmax", "none")
 CHUNK = 1 << 22  # values per chunk when a large (memory-mapped) array is scanned
@@ -126,8 +126,6 @@ def _column_stats(raw) -> dict:
 def choose_scaling(raw, scale: str, images: bool) -> dict:
     """The scaling of `scale` ('auto': pixels for images, minmax for tables), fitted on raw."""
     if scale not in SCALES:
-        from ..errors import suggest
-
         raise DataError(f"scale={scale!r} is not one of {', '.join(map(repr, SCALES))}{suggest(scale, SCALES)}")
     if scale == "auto":
         scale = "pixels" if images else "minmax"

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import DataError, suggest
 from .base import Dataset, check_finite, make_dataset
+from .idx import read_idx
 
 MEMMAP_THRESHOLD = 1 << 30  # .npy files larger than this (bytes) are memory-mapped, not read
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -182,7 +183,7 @@ def load_image_folder(path: Path, image_size=None, color="auto", scale="auto") -
         color = "grayscale" if all(im.mode in ("1", "L", "I;16", "I") for im in images) else "rgb"
     mode = "L" if color == "grayscale" else "RGB"
     arrays = []
-    for (_, f), im in zip(files, images):
+    for im in images:
         im = im.convert(mode)
         if image_size is not None:
             im = im.resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
@@ -203,8 +204,6 @@ def load_image_folder(path: Path, image_size=None, color="auto", scale="auto") -
 
 
 def load_idx_file(path: Path, labels_path=None, scale="auto") -> Dataset:
-    from .idx import read_idx
-
     raw = read_idx(path)
     labels = read_idx(labels_path).astype(np.int64) if labels_path is not None else None
     return _finish_array(raw, path, labels, scale, False, None, memmap=False)

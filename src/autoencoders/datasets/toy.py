@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, check_int, check_number
 from .base import Dataset, make_dataset
 
 
 def _check(n, noise):
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise DataError(f"n must be an int > 0, got {n!r}")
-    if not isinstance(noise, (int, float)) or noise < 0:
-        raise DataError(f"noise must be >= 0, got {noise!r}")
+    check_int("n", n, 0, low_open=True, error=DataError)
+    check_number("noise", noise, 0, error=DataError)
 
 
 def line(n: int = 1000, seed: int = 0, noise: float = 0.05, scale: str = "none") -> Dataset:

@@ -7,7 +7,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import atomic_write
+from ..storage import write_text
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -72,6 +72,5 @@ class Page:
 
     def write(self, path) -> Path:
         path = Path(path)
-        text = self.render()
-        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_text(path, self.render())
         return path

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import checkpoint as ckpt
+from .. import datasets
+from ..errors import AutoencodersError
+from ..evaluate import evaluate
+from ..metrics import latent_2d
+from ..models import VariationalAutoencoder
+from ..runs import REPORT, Run, load_run
 from .figures import image_grid, image_rows, image_shape, loss_curves, scatter, side_by_side
 from .html import Page, Section, table
 
@@ -26,16 +30,11 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
-def load_run_data(config: dict, limit: int = 2000):
-    """The run's dataset, reloaded from the source recorded at training time, or None."""
-    from .. import datasets
-
-    source = (config.get("data") or {}).get("source")
-    if not source:
-        return None
+def run_data(run: Run, limit: int = 2000):
+    """Up to `limit` rows (a seeded random subset, in order) of the run's recorded data, or None."""
     try:
-        ds = datasets.load(source["name"], **source.get("options", {}))
-    except Exception:  # the data may have moved since training: the report goes on without it
+        ds = run.dataset()
+    except (AutoencodersError, OSError):  # trained from arrays, or the data moved since: no data figures
         return None
     if len(ds) > limit:
         rows = np.random.default_rng(0).choice(len(ds), limit, replace=False)
@@ -46,29 +45,18 @@ def load_run_data(config: dict, limit: int = 2000):
 
 def write_report(folder, data=None) -> Path:
     """Write folder/report.html for a run; `data` (a Dataset) overrides the recorded source."""
-    from ..metrics import evaluate, latent_2d
-    from ..models import VariationalAutoencoder
-
-    folder = Path(folder)
-    config = ckpt.read_config(folder)
-    model = ckpt.load(folder)
-    kind = model.config.kind
-    history = list(csv.DictReader(open(folder / ckpt.HISTORY))) if (folder / ckpt.HISTORY).is_file() else []
-    metrics = json.loads((folder / ckpt.METRICS).read_text()) if (folder / ckpt.METRICS).is_file() else {}
-    data = data if data is not None else load_run_data(config)
-    page = Page(f"autoencoders run: {kind} ({folder.name})",
+    run = load_run(folder)
+    model, history, metrics = run.model, run.history, run.metrics
+    data = data if data is not None else run_data(run)
+    page = Page(f"autoencoders run: {model.config.kind} ({run.folder.name})",
                 intro=f"{model.config.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                       f"input {model.config.input_shape}, latent_dim {model.config.latent_dim}.")
     options = {k: v for k, v in model.config.to_json().items() if k not in ("extra",)}
     page.sections.append(Section("Configuration", tables=[
         table([[k, json.dumps(v)] for k, v in options.items()], ["option", "value"]),
-        table([[k, json.dumps(v)] for k, v in (config.get("training") or {}).items()], ["training option", "value"]),
+        table([[k, json.dumps(v)] for k, v in run.training.items()], ["training option", "value"]),
     ]))
     if history:
-        for row in history:
-            for k, v in row.items():
-                if k not in ("stage",) and v not in ("", None):
-                    row[k] = float(v)
         page.sections.append(Section("Loss curves", "Every loss term per epoch, train (solid) and validation (dashed); "
                                      "per example, as in history.csv.", [("loss curves", loss_curves(history))]))
     if metrics:
@@ -76,37 +64,41 @@ def write_report(folder, data=None) -> Path:
         units = metrics.get("units", {})
         page.sections.append(Section("Final loss terms", "metrics.json: " + "; ".join(f"{k}: {v}" for k, v in units.items()),
                                      tables=[table(rows, ["term", "value"])]))
-    shape = model.config.input_shape
     if data is not None:
-        x = np.asarray(data.x[: min(len(data), 2000)], dtype=np.float32)
-        y = None if data.y is None else np.asarray(data.y)[: len(x)]
-        recon = np.asarray(model.reconstruct(x[:12]))
-        if image_shape(shape) is not None:
-            fig = image_rows([("input", x[:12]), ("reconstruction", recon)], shape)
-        elif shape == (2,):
-            full = np.asarray(model.reconstruct(x))
-            fig = side_by_side([("data", lambda ax: ax.scatter(x[:, 0], x[:, 1], s=3)),
-                                ("reconstruction", lambda ax: ax.scatter(full[:, 0], full[:, 1], s=3, c="C1"))])
-        else:
-            fig = None
-        if fig is not None:
-            page.sections.append(Section("Reconstructions", f"Examples of {data.name} and their reconstructions "
-                                         "(deterministic: the posterior mean for a VAE).", [("reconstructions", fig)]))
-        view, how = latent_2d(model, x)
-        categorical = y is not None and np.issubdtype(y.dtype, np.integer)
-        page.sections.append(Section("Latent space", f"{how} of {len(x)} examples" +
-                                     (", coloured by label." if y is not None else "."),
-                                     [("latent space", scatter(view, y, how, categorical=categorical))]))
-        report = evaluate(model, data if len(data) <= 2000 else x, labels=y, log_likelihood_samples=100,
-                          log_likelihood_examples=300, jacobian_examples=200, compression_sizes=False)
-        page.sections.append(Section("Metrics", "ae.evaluate on up to 2,000 examples of the data (log-likelihood: "
-                                     "K=100 on 300 examples); units in the names.",
-                                     tables=[table([[k, v] for k, v in flatten(report)], ["metric", "value"])]))
-    if isinstance(model, VariationalAutoencoder):
-        if image_shape(shape) is not None:
-            samples = model.sample(32, generator=torch.Generator().manual_seed(0)).cpu().numpy()
-            page.sections.append(Section("Samples from the prior", "Decoded draws z ~ N(0, I).",
-                                         [("samples", image_grid(samples, shape, ncols=16))]))
-    command = config.get("command")
-    page.footer = f"Produced by: {command}" if command else f"Run folder: {folder}"
-    return page.write(folder / "report.html")
+        page.sections += _data_sections(model, data)
+    if isinstance(model, VariationalAutoencoder) and image_shape(model.config.input_shape) is not None:
+        samples = model.sample(32, generator=torch.Generator().manual_seed(0)).cpu().numpy()
+        page.sections.append(Section("Samples from the prior", "Decoded draws z ~ N(0, I).",
+                                     [("samples", image_grid(samples, model.config.input_shape, ncols=16))]))
+    page.footer = f"Produced by: {run.command}" if run.command else f"Run folder: {run.folder}"
+    return page.write(run.folder / REPORT)
+
+
+def _data_sections(model, data) -> list[Section]:
+    """Reconstructions, the latent space and ae.evaluate on up to 2,000 examples of data."""
+    shape = model.config.input_shape
+    x = np.asarray(data.x[: min(len(data), 2000)], dtype=np.float32)
+    y = None if data.y is None else np.asarray(data.y)[: len(x)]
+    recon = np.asarray(model.reconstruct(x[:12]))
+    sections = []
+    if image_shape(shape) is not None:
+        fig = image_rows([("input", x[:12]), ("reconstruction", recon)], shape)
+    elif shape == (2,):
+        full = np.asarray(model.reconstruct(x))
+        fig = side_by_side([("data", lambda ax: ax.scatter(x[:, 0], x[:, 1], s=3)),
+                            ("reconstruction", lambda ax: ax.scatter(full[:, 0], full[:, 1], s=3, c="C1"))])
+    else:
+        fig = None
+    if fig is not None:
+        sections.append(Section("Reconstructions", f"Examples of {data.name} and their reconstructions "
+                                "(deterministic: the posterior mean for a VAE).", [("reconstructions", fig)]))
+    view, how = latent_2d(model, x)
+    categorical = y is not None and np.issubdtype(y.dtype, np.integer)
+    sections.append(Section("Latent space", f"{how} of {len(x)} examples" + (", coloured by label." if y is not None else "."),
+                            [("latent space", scatter(view, y, how, categorical=categorical))]))
+    report = evaluate(model, data if len(data) <= 2000 else x, labels=y, log_likelihood_samples=100,
+                      log_likelihood_examples=300, jacobian_examples=200, compression_sizes=False)
+    sections.append(Section("Metrics", "ae.evaluate on up to 2,000 examples of the data (log-likelihood: "
+                            "K=100 on 300 examples); units in the names.",
+                            tables=[table([[k, v] for k, v in flatten(report)], ["metric", "value"])]))
+    return sections

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from .errors import ConfigError, unknown
+from ..errors import ConfigError, unknown
+from ..inference import evaluating
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -29,7 +30,7 @@ MIN_FORWARD_FLOPS = 1e6
 MIN_BF16_SPEEDUP = 1.5
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_bf16_speedup(size: int = 512, repeats: int = 7) -> float:
     """How much faster this CPU multiplies (size x size) matrices in bf16 autocast than in fp32 (median)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -51,14 +52,9 @@ def forward_flops(model) -> float:
     """Floating-point operations of encoder and decoder for one example (forward only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    was_training = model.training
-    model.eval()
     x = torch.zeros(1, *model.config.input_shape, device=model.device)
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model.decoder(model.code(x))
-    finally:
-        model.train(was_training)
+    with evaluating(model), FlopCounterMode(display=False) as counter:
+        model(x)
     return float(counter.get_total_flops())
 
 

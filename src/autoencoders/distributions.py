@@ -1,0 +1,95 @@
+"""The probability formulas, each written once: reconstruction likelihoods p(x|z) and the
+diagonal-Gaussian posterior q(z|x) with its reparameterised sample, KL to the prior and log-density.
+
+Every function returns one value per example (summed over features or latent dimensions);
+callers average over the batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 when autocast made it bf16/fp16; float32 and float64 stay as they are."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """Reconstruction loss of each example (N,), summed over its features.
+
+    bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
+    mse: sum of squared errors. gaussian: -log N(x | out, sigma^2 I) in nats.
+    """
+    if kind == "bce":
+        per_feature = F.binary_cross_entropy_with_logits(out, x, reduction="none")
+    elif kind == "mse":
+        per_feature = (out - x) ** 2
+    else:  # gaussian, with one learned log standard deviation
+        per_feature = 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
+    return per_feature.flatten(1).sum(1)
+
+
+def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """The per-example reconstruction loss averaged over the batch (the training term)."""
+    return reconstruction_nll_per_example(kind, out, x, log_sigma).mean()
+
+
+def log_likelihood_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """log p(x | z) per example, in nats. For 'mse', the Gaussian with sigma^2 = 1/2, of which the
+    summed squared error is the negative log up to the constant added here."""
+    nll = reconstruction_nll_per_example(kind, out, x, log_sigma)
+    if kind == "mse":
+        nll = nll + 0.5 * x[0].numel() * math.log(math.pi)
+    return -nll
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z | 0, I), summed over the last dimension (the prior's density of codes)."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+class DiagonalGaussian:
+    """q(z|x) = N(mean, diag(exp(logvar))): what a VAE's encoder outputs, split in two halves."""
+
+    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
+        self.mean, self.logvar = mean, logvar
+
+    @classmethod
+    def from_encoder(cls, h: torch.Tensor) -> DiagonalGaussian:
+        """The encoder's (N, 2k) output: first k columns the mean, last k the log-variance."""
+        mean, logvar = full_precision(h).chunk(2, dim=1)
+        return cls(mean, logvar)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reparameterised draws z = mean + std * eps, eps ~ N(0, I) (Kingma & Welling 2014, eq. 10).
+
+        (N, k), or (samples, N, k) when `samples` is given.
+        """
+        shape = self.mean.shape if samples is None else (samples, *self.mean.shape)
+        eps = torch.randn(shape, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
+        return self.mean + self.std * eps
+
+    def kl_per_dimension(self) -> torch.Tensor:
+        """KL(q(z_j|x) || N(0, 1)) of every example and dimension, (N, k), in nats.
+
+        Kingma & Welling 2014, Appendix B: -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
+        """
+        return 0.5 * (self.mean.pow(2) + self.logvar.exp() - 1 - self.logvar)
+
+    def kl(self) -> torch.Tensor:
+        """KL(q(z|x) || N(0, I)) per example, in nats, summed over latent dimensions."""
+        return self.kl_per_dimension().sum(1)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log q(z|x) summed over the latent dimensions; z is (N, k) or (S, N, k)."""
+        return -0.5 * (((z - self.mean) / self.std).pow(2) + LOG_2PI + self.logvar).sum(-1)

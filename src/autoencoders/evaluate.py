@@ -1,0 +1,68 @@
+"""`evaluate`: every metric that applies to a model and its data, in one dict whose keys say their unit.
+
+This layer sits above the metric functions (metrics.py), generation and the judge
+(quality.py); the metric modules know nothing of each other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import metrics
+from .generation import sample
+from .models import VariationalAutoencoder
+from .quality import generation_quality
+from .validation import as_array, check_data
+
+
+def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: int = 1000,
+             log_likelihood_examples: int | None = 1000, jacobian_examples: int = 500, k: int = 10,
+             activity_threshold: float = 0.1, compression_sizes: bool = True, generation: bool = False,
+             judge=None, generated: int = 1000, seed: int = 0) -> dict:
+    """Measure a trained model on data (array, tensor or Dataset). Key names carry the units.
+
+    log_likelihood_examples limits the (costly) importance-sampled log p(x) to the
+    first N examples (None: all). `train` (a Dataset or array with labels) is used
+    to fit the latent probes and, for plain autoencoders, the latent density for
+    generation; `judge` (quality.Judge) scores generated samples when generation=True.
+    """
+    x = as_array(data, "data")
+    check_data(x, model.config.input_shape, "data")
+    n = int(x.shape[0])
+    out: dict = {"kind": model.config.kind, "examples": n, "reconstruction": metrics.reconstruction(model, x)}
+    if model.config.noise is not None:
+        out["denoising"] = metrics.denoising(model, x, seed=seed)
+    if isinstance(model, VariationalAutoencoder):
+        out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed)
+    else:
+        out["code_activity"] = metrics.activity(metrics.codes(model, x), activity_threshold)
+        if jacobian_examples:
+            out["jacobian_frobenius_sq"] = metrics.jacobian_norm(model, x, max_examples=jacobian_examples)
+    latent = metrics.latent_metrics(model, data, labels=labels, train=train, k=k, seed=seed)
+    if latent:
+        out["latent"] = latent
+    if compression_sizes:
+        out["compression"] = metrics.compression(model, data, seed=seed)
+    if generation:
+        density_data = None if isinstance(model, VariationalAutoencoder) else (train if train is not None else x)
+        samples = sample(model, generated, train=density_data, seed=seed)
+        if judge is not None:
+            out["generation"] = generation_quality(judge, samples, x)
+    return out
+
+
+def _variational(model, x, samples: int, examples: int | None, seed: int) -> dict:
+    """ELBO, KL per dimension, active dimensions and the importance-sampled log-likelihood."""
+    kl = metrics.kl_per_dimension(model, x)
+    v = {"elbo_nats": float(metrics.elbo(model, x, seed=seed).mean()), "kl_per_dimension_nats": kl.tolist(),
+         "active_dimensions": int((kl > 0.01).sum()), "active_dimension_threshold_nats": 0.01}
+    if samples:
+        rows = torch.arange(min(x.shape[0], examples or x.shape[0]))
+        ll = metrics.log_likelihood(model, x, samples=samples, seed=seed, rows=rows)
+        v.update({"log_likelihood_nats": float(ll.mean()),
+                  "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
+                  "log_likelihood_samples": samples, "log_likelihood_examples": int(len(ll)),
+                  "bits_per_dimension": float(-ll.mean() / (model.config.input_size * math.log(2)))})
+    return v
