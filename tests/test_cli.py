@@ -1,7 +1,6 @@
 """The command line as a person runs it: real commands in a subprocess."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,24 +9,7 @@ import numpy as np
 import pytest
 
 import autoencoders as ae
-
-
-def cli(*args, cwd=None, check=None):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("AUTOENCODERS_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "autoencoders", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=600)
-    if check is not None:
-        assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
-    return proc
-
-
-def assert_usage_error(proc, message):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert message in lines[0], lines[0]
+from helpers import assert_usage_error, cli
 
 
 @pytest.fixture(scope="module")

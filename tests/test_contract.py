@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import autoencoders as ae
+from autoencoders.training.state import TrainingState
 
 KINDS = [k.name for k in ae.kinds()]
 # Small networks so that the whole registry trains in seconds on 2 cores.
@@ -50,8 +51,11 @@ def test_kind_learns_and_round_trips(kind, architecture, digits, digit_images, t
     assert type(loaded) is type(model) and loaded.config == model.config
     np.testing.assert_array_equal(loaded.encode(x[:50]), model.encode(x[:50]))
     np.testing.assert_array_equal(loaded.reconstruct(x[:50]), model.reconstruct(x[:50]))
-    for name in ("config.json", "weights.safetensors", "history.csv", "metrics.json", "training_state.safetensors"):
+    for name in ("config.json", "weights.safetensors", "history.csv", "metrics.json"):
         assert (tmp_path / "run" / name).is_file(), name
+    # The training state (what resume needs) is committed with the weights, in the same file.
+    state = TrainingState.load(tmp_path / "run" / "weights.safetensors")
+    assert state is not None and len(state.history) == len(history) and state.stage_done
 
 
 def test_expected_terms_per_kind(digits):

@@ -28,6 +28,7 @@ from .generation import DENSITIES
 from .training import FitOptions
 
 USAGE_ERRORS = (ConfigError, DataError, CheckpointError)
+SEED = click.IntRange(0, 2**32 - 1)
 
 # ----- option schema: every model option of every kind, and every fit option -----
 
@@ -302,9 +303,14 @@ def _config_file(config_file) -> dict:
     if not path.is_file():
         raise click.UsageError(f"--config {path}: file not found")
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise click.UsageError(f"--config {path}: not valid YAML ({e})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise click.UsageError(f"--config {path}: not valid YAML: {where}{problem}") from None
+    except UnicodeDecodeError:
+        raise click.UsageError(f"--config {path}: not UTF-8 text") from None
     if not isinstance(loaded, dict):
         raise click.UsageError(f"--config {path}: expected a mapping of option: value")
     return _settings_from(loaded, f"--config {path}")
@@ -314,8 +320,9 @@ def _config_file(config_file) -> dict:
 @click.argument("run", type=click.Path())
 @click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
-@click.option("--log-likelihood-samples", type=int, default=1000, show_default=True)
-@click.option("--log-likelihood-examples", type=int, default=1000, show_default=True)
+@click.option("--log-likelihood-samples", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="importance samples per example (0: skip the log-likelihood)")
+@click.option("--log-likelihood-examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every metric to this JSON file")
 def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
@@ -336,7 +343,7 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.argument("run", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="how many samples")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="grid.png, samples.npy or .csv")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
 def generate(run, n, out, seed, density):
@@ -354,7 +361,7 @@ def generate(run, n, out, seed, density):
 
 @main.command()
 @click.argument("run", type=click.Path())
-@click.option("--data", required=True)
+@click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
 def encode(run, data, data_option, out):
@@ -368,13 +375,13 @@ def encode(run, data, data_option, out):
 
 @main.command()
 @click.argument("run", type=click.Path())
-@click.option("--data", required=True)
+@click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help=".npy, .csv or .png (first 64 as a grid)")
 @click.option("--noise", type=click.Choice(NOISES), default=None,
               help="corrupt the input first (denoising)")
 @click.option("--noise-level", type=float, default=0.3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def reconstruct(run, data, data_option, out, noise, noise_level, seed):
     """Reconstruct --data (optionally corrupted with --noise first)."""
     import torch
@@ -401,7 +408,7 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed):
 
 @main.command()
 @click.argument("run", type=click.Path())
-@click.option("--data", required=True)
+@click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--from", "start", type=click.IntRange(min=0), required=True, help="index of the first example")
 @click.option("--to", "end", type=click.IntRange(min=0), required=True, help="index of the last example")
@@ -423,7 +430,7 @@ def interpolate(run, data, data_option, start, end, steps, method, out):
 
 @main.command()
 @click.argument("run", type=click.Path())
-@click.option("--data", required=True)
+@click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="scores.csv")
 @click.option("--contamination", type=float, default=0.1, show_default=True,
@@ -466,7 +473,7 @@ def report(run, data, data_option):
 @click.option("--data", default="mnist-5k", show_default=True, help="image dataset for the digit experiments")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
 @click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def tour(data, out, quick, seed):
     """The lectures end to end: twelve experiments in one self-contained HTML report."""
     from .tour import run_tour
@@ -494,16 +501,30 @@ def run(argv=None) -> int:
     except USAGE_ERRORS as e:
         if debug:
             raise
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {_one_line(e)}", err=True)
         return 2
     except (AutoencodersError, OSError, RuntimeError, ValueError) as e:
         if debug:
             raise
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {_one_line(e)}", err=True)
         return 1
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except MemoryError:
+        if debug:
+            raise
+        click.echo("error: out of memory (use fewer examples, a smaller batch or a smaller model)", err=True)
+        return 1
+    except Exception as e:  # the CLI promises one line, never a traceback
+        if debug:
+            raise
+        click.echo(f"error: {type(e).__name__}: {_one_line(e)} (AUTOENCODERS_DEBUG=1 shows the traceback)", err=True)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 def entry() -> None:

@@ -11,6 +11,7 @@ import math
 import torch
 
 from . import metrics
+from .errors import check_int
 from .generation import sample
 from .models import VariationalAutoencoder
 from .quality import generation_quality
@@ -28,6 +29,13 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     to fit the latent probes and, for plain autoencoders, the latent density for
     generation; `judge` (quality.Judge) scores generated samples when generation=True.
     """
+    check_int("log_likelihood_samples", log_likelihood_samples, 0)
+    if log_likelihood_examples is not None:
+        check_int("log_likelihood_examples", log_likelihood_examples, 1)
+    check_int("jacobian_examples", jacobian_examples, 0)
+    check_int("k", k, 1)
+    check_int("generated", generated, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
     x = as_array(data, "data")
     check_data(x, model.config.input_shape, "data")
     n = int(x.shape[0])

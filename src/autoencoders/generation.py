@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .datasets.base import check_allocation
 from .errors import ConfigError, check_choice, check_int
 from .inference import codes
 from .models import VariationalAutoencoder
@@ -20,6 +21,8 @@ class LatentDensity:
 
     def __init__(self, density: str = "gmm", n_components: int = 10, seed: int = 0):
         check_choice("density", density, DENSITIES)
+        check_int("n_components", n_components, 1)
+        check_int("seed", seed, 0, 2**32 - 1)
         self.density, self.n_components, self.seed = density, n_components, seed
 
     def fit(self, z: np.ndarray) -> LatentDensity:
@@ -44,6 +47,8 @@ def sample(model, n: int, train=None, density: str | None = None, n_components: 
     `density` is named; a plain autoencoder from a density ("gmm" by default, or "gaussian")
     fitted to the codes of `train` (required for it)."""
     check_int("n", n, 0, low_open=True)
+    check_allocation(n * 4 * (model.config.input_size + model.config.latent_dim), f"n={n} samples", ConfigError)
+    check_int("seed", seed, 0, 2**32 - 1)
     if isinstance(model, VariationalAutoencoder) and density is None:
         return model.sample(n, generator=torch.Generator().manual_seed(seed)).cpu().numpy()
     if train is None:

@@ -63,7 +63,13 @@ def apply(model, data, fn: Callable, *, batch_size: int = BATCH_SIZE, dtype: tor
     device = _device(net)
     parts = []
     with evaluating(net):
-        for batch in row_batches(x, batch_size, rows):
+        for start, batch in zip(range(0, len(rows) if rows is not None else x.shape[0], batch_size),
+                                row_batches(x, batch_size, rows)):
+            finite = torch.isfinite(batch).flatten(1).all(1)
+            if not bool(finite.all()):
+                first = start + int((~finite).nonzero()[0])
+                first = int(rows[first]) if rows is not None else first
+                raise DataError(f"{name} holds NaN or infinite values (first in example {first}); clean or drop them first")
             parts.append(fn(net, batch.to(device=device, dtype=dtype)))
     several = isinstance(parts[0], tuple)
     columns = zip(*parts) if several else [parts]

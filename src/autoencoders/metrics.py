@@ -16,7 +16,7 @@ import torch
 from . import penalties
 from .corruption import corrupt
 from .distributions import log_likelihood_per_example, reconstruction_nll_per_example, standard_normal_log_prob
-from .errors import check_int
+from .errors import DataError, check_int
 from .inference import apply, codes
 from .models import VariationalAutoencoder
 from .validation import as_array, row_batches
@@ -234,6 +234,9 @@ def latent_metrics(model, data, labels=None, train=None, train_labels=None, k: i
     y = labels_of(data, labels)
     if y is None:
         return {}
+    n = as_array(data, "data").shape[0]
+    if len(y) != n:
+        raise DataError(f"labels has {len(y)} entries for {n} examples")
     rows = probe_rows(len(y), seed)
     y, raw = y[rows], raw_rows(data, rows)
     z = codes(model, raw.reshape(len(rows), *model.config.input_shape))

@@ -24,8 +24,9 @@ from torch import nn
 from . import inference, nets, penalties
 from .config import ModelConfig
 from .corruption import corrupt
+from .datasets.base import check_allocation
 from .distributions import DiagonalGaussian, reconstruction_nll
-from .errors import check_int
+from .errors import ConfigError, check_int
 from .validation import check_shape
 
 
@@ -138,13 +139,14 @@ class Autoencoder(nn.Module):
 
     def contractive_penalty(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """||J_f(x)||_F^2 for z = f(x): closed form for one sigmoid layer; otherwise exact VJPs
-        (contractive_projections=0) or the unbiased random-projection estimate, which reuses
-        z's forward pass when x requires grad."""
+        (contractive_projections=0, and always in eval mode, so that validation losses and
+        reported values are exact) or, in training steps, the unbiased random-projection
+        estimate, which reuses z's forward pass when x requires grad."""
         c = self.config
         if self._closed_form_jacobian():
             weight = nets.linears(self.encoder)[0].weight
             return penalties.sigmoid_layer_frobenius(z.to(weight.dtype), weight)
-        if c.contractive_projections == 0:
+        if c.contractive_projections == 0 or not self.training:
             return penalties.jacobian_frobenius(self.code, x)
         return penalties.jacobian_frobenius_estimate(self.code, x, c.contractive_projections, z)
 
@@ -153,7 +155,8 @@ class Autoencoder(nn.Module):
         c = self.config
         x = self.check_input(x)
         x_in = self.corrupted(x)
-        estimate_jacobian = c.contractive_weight > 0 and c.contractive_projections > 0 and not self._closed_form_jacobian()
+        estimate_jacobian = (c.contractive_weight > 0 and c.contractive_projections > 0 and self.training
+                             and not self._closed_form_jacobian())
         if estimate_jacobian and torch.is_grad_enabled():
             x_in = x_in.detach().requires_grad_(True)  # the penalty's VJP reuses this forward pass
         code = self.encoder(x_in)
@@ -249,11 +252,11 @@ class VariationalAutoencoder(Autoencoder):
         return LossTerms(nll + c.beta * kl, reconstruction=nll, kl=kl)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n new examples decoded from the prior N(0, I)."""
+        """n new examples decoded from the prior N(0, I), in batches."""
         check_int("n", n, 0, low_open=True)
+        check_allocation(n * 4 * (self.config.input_size + self.config.latent_dim), f"n={n} samples", ConfigError)
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        with inference.evaluating(self):
-            return self.decoded(z)
+        return inference.apply(self, z, lambda m, b: m.decoded(b), shape=(self.config.latent_dim,), name="z")
 
 
 def _mean_and_logvar(model: VariationalAutoencoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,13 +4,17 @@ A run folder is self-describing:
 
     config.json                 format, version, the model's configuration, the training options,
                                 the data source and its scaling, the command that made it
-    weights.safetensors         the model's weights
-    training_state.safetensors  what resume needs (training/state.py)
-    history.csv, metrics.json   one row per epoch; the final loss terms with their units
+    weights.safetensors         the model's weights and, while it trains, everything resume needs
+                                (optimizer, random generators, history: training/state.py), all in
+                                one file replaced by one rename after every epoch: the folder is
+                                always one consistent epoch
+    history.csv, metrics.json   one row per epoch (a copy for people); the final loss terms with units
     report.html                 written by the CLI (report/run.py)
 
 `load(folder)` gives the model; `load_run(folder)` gives a Run with everything
 above, and `Run.dataset()` replays the recorded data source with the recorded scaling.
+Everything read from a folder is checked (a tampered file gives a CheckpointError
+naming the file and the field), and a folder never makes the tool reach the network.
 """
 
 from __future__ import annotations
@@ -27,19 +31,24 @@ from . import datasets
 from ._version import __version__
 from .config import ModelConfig
 from .datasets import Dataset
+from .datasets.base import validate_scaling
 from .errors import CheckpointError, ConfigError, DataError
 from .kinds import model_from_config
 from .models import Autoencoder
-from .storage import read_json, read_tensors, write_json, write_tensors
+from .storage import read_json, read_some_tensors, read_tensor_metadata, read_tensor_shapes, write_json, write_tensors
 
 FORMAT = "autoencoders-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the training state lives in weights.safetensors (1: in training_state.safetensors)
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
-STATE = "training_state.safetensors"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 REPORT = "report.html"
+LOCK = ".lock"
+STATE_PREFIX = "state."  # tensors of the training state inside weights.safetensors
+# Options of a recorded data source that could make a replay reach the network or write
+# somewhere: dropped when a run replays its source (only the user's own command gives them).
+_UNSAFE_SOURCE_OPTIONS = ("mirrors", "data_dir", "download")
 
 # What each loss term in history.csv and metrics.json measures.
 UNITS = {
@@ -102,13 +111,10 @@ def read_config(folder: Path) -> dict:
     return data
 
 
-def write_run(folder: Path, model: Autoencoder, **sections) -> None:
-    """config.json (format, version, the model's configuration, any extra sections) and weights.safetensors."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / CONFIG, {"format": FORMAT, "format_version": FORMAT_VERSION, "library_version": __version__,
-                                 "model": model.config.to_json(), **sections})
-    save_weights(model, folder)
+def write_config(folder: Path, model: Autoencoder, **sections) -> None:
+    """config.json: format, version, the model's configuration and any extra sections."""
+    write_json(Path(folder) / CONFIG, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                       "library_version": __version__, "model": model.config.to_json(), **sections})
 
 
 def save(model: Autoencoder, folder, overwrite: bool = False) -> Path:
@@ -124,7 +130,11 @@ def save(model: Autoencoder, folder, overwrite: bool = False) -> Path:
         raise CheckpointError(f"{folder} already holds a run; pass overwrite=True to replace it")
     if folder.is_dir() and not (folder / CONFIG).exists() and any(folder.iterdir()):
         raise CheckpointError(f"{folder} is not empty and holds no run of ours: choose an empty or new folder")
-    write_run(folder, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (HISTORY, METRICS, REPORT):  # of the run it replaces
+        (folder / stale).unlink(missing_ok=True)
+    write_config(folder, model)
+    save_weights(model, folder)
     return folder
 
 
@@ -132,33 +142,60 @@ def save_weights(model: Autoencoder, folder: Path) -> None:
     write_tensors(Path(folder) / WEIGHTS, model.state_dict())
 
 
+def _model_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """name -> (shape, dtype) of a model's tensors, from a model built on the meta device (no memory)."""
+    with torch.device("meta"):
+        model = model_from_config(config)
+    return {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+
+
 def load_weights(model: Autoencoder, path: Path) -> None:
-    """Copy the tensors of a weights file into model, refusing any name, shape or dtype mismatch."""
-    tensors = read_tensors(path)
-    expected = model.state_dict()
-    missing, foreign = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    """Copy the model's tensors of a weights file into model, refusing any name, shape, dtype or value mismatch."""
+    check_weights_file(model.config, path)
+    tensors = read_some_tensors(path, model.state_dict().keys())
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values; refusing these weights")
+    model.load_state_dict(tensors)
+
+
+def check_weights_file(config: ModelConfig, path: Path) -> None:
+    """The weights file holds exactly the tensors of config's model (read from its header only)."""
+    stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith(STATE_PREFIX)}
+    expected = _model_shapes(config)
+    missing, foreign = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or foreign:
         raise CheckpointError(f"{path} does not match the model in config.json: missing {missing[:5]}, unexpected {foreign[:5]}")
-    for name, t in tensors.items():
-        if t.shape != expected[name].shape or t.dtype != expected[name].dtype:
-            raise CheckpointError(
-                f"{path}: tensor {name!r} has shape {tuple(t.shape)} {t.dtype}, expected {tuple(expected[name].shape)} {expected[name].dtype}"
-            )
-    model.load_state_dict(tensors)
+    for name, (shape, dtype) in expected.items():
+        if stored[name][0] != shape or _DTYPES.get(stored[name][1]) != dtype:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {stored[name][0]} {stored[name][1]}, "
+                                  f"expected {shape} {dtype}")
+
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
 
 
 def model_config(data: dict, folder: Path) -> ModelConfig:
     """The ModelConfig of a config.json document."""
     try:
         return ModelConfig.from_json({**data["model"], "input_shape": tuple(data["model"]["input_shape"])})
-    except (KeyError, TypeError, ConfigError) as e:
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise CheckpointError(f"{Path(folder) / CONFIG}: the model section is invalid ({e})") from None
 
 
 def load(folder, device: str | None = None) -> Autoencoder:
-    """The trained model of a run folder (config.json + weights.safetensors), in eval mode."""
+    """The trained model of a run folder (config.json + weights.safetensors), in eval mode.
+
+    The weights file's header is checked against the configuration before the model
+    is built, so a tampered config.json cannot make the tool allocate a huge model.
+    """
     folder = Path(folder)
-    model = model_from_config(model_config(read_config(folder), folder))
+    config = model_config(read_config(folder), folder)
+    if not (folder / WEIGHTS).exists():
+        raise CheckpointError(f"{folder} holds no weights: its training was interrupted before the first epoch ended")
+    check_weights_file(config, folder / WEIGHTS)
+    model = model_from_config(config)
     load_weights(model, folder / WEIGHTS)
     if device is not None:
         model.to(device)
@@ -201,11 +238,20 @@ class Run:
 
     def dataset(self, data=None, options: dict | None = None) -> Dataset:
         """`data` (a dataset name or path; by default the recorded training source) loaded with the
-        run's scaling, so that new data reach the model in the units it was trained on."""
+        run's scaling, so that new data reach the model in the units it was trained on.
+
+        A recorded source is replayed as a named dataset or a local path only, never with the
+        recorded mirrors, data folder or download permission: a run folder cannot make the tool
+        reach the network or write anywhere. Options given here (the user's own) are used as given.
+        """
         if data is None:
             if not self.source:
                 raise DataError(f"{self.folder} records no data source (it was trained from arrays): pass the data")
-            data, options = self.source["name"], {**self.source.get("options", {}), **(options or {})}
+            data = self.source["name"]
+            recorded = {k: v for k, v in self.source.get("options", {}).items() if k not in _UNSAFE_SOURCE_OPTIONS}
+            if data in datasets.SOURCES and "download" in datasets.SOURCES[data].options:
+                recorded["download"] = False
+            options = {**recorded, **(options or {})}
         return load_with_scaling(data, options or {}, self.scaling)
 
 
@@ -214,10 +260,60 @@ def load_run(folder, device: str | None = None) -> Run:
     folder = Path(folder)
     config = read_config(folder)
     model = load(folder, device)
-    history = History.from_csv((folder / HISTORY).read_text()) if (folder / HISTORY).is_file() else History()
-    metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
-    return Run(folder, model, config.get("training") or {}, config.get("data") or {}, history, metrics,
-               config.get("command"))
+    data = _section(config, "data", folder)
+    if data.get("scaling") is not None:
+        try:
+            validate_scaling(data["scaling"], model.config.input_size)
+        except DataError as e:
+            raise CheckpointError(f"{folder / CONFIG}: field 'data.scaling' is invalid ({e})") from None
+    source = data.get("source")
+    if source is not None and not (isinstance(source, dict) and isinstance(source.get("name"), str)
+                                   and isinstance(source.get("options", {}), dict)):
+        raise CheckpointError(f"{folder / CONFIG}: field 'data.source' must be a mapping with a name and options")
+    command = config.get("command")
+    if command is not None and not isinstance(command, str):
+        raise CheckpointError(f"{folder / CONFIG}: field 'command' must be a string")
+    return Run(folder, model, _section(config, "training", folder), data, read_history(folder),
+               read_metrics(folder), command)
+
+
+def _section(config: dict, name: str, folder: Path) -> dict:
+    value = config.get(name) or {}
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{folder / CONFIG}: field {name!r} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def read_history(folder: Path) -> History:
+    """The run's history: from the training state in the weights file (always in step with the
+    weights), else from history.csv (a saved model, or a folder of format 1)."""
+    meta = read_tensor_metadata(folder / WEIGHTS)
+    rows = meta.get("state", {}).get("history") if isinstance(meta.get("state"), dict) else None
+    if rows is not None:
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("stage"), str) for r in rows):
+            raise CheckpointError(f"{folder / WEIGHTS}: field 'state.history' must be a list of rows with a stage")
+        return History(rows)
+    if not (folder / HISTORY).is_file():
+        return History()
+    try:
+        return History.from_csv((folder / HISTORY).read_text(encoding="utf-8"))
+    except (ValueError, KeyError, UnicodeDecodeError, csv.Error) as e:
+        raise CheckpointError(f"{folder / HISTORY}: not a history of ours ({e})") from None
+
+
+def read_metrics(folder: Path) -> dict:
+    """metrics.json: a mapping of splits to loss terms (numbers), units and the like; {} when absent."""
+    if not (folder / METRICS).is_file():
+        return {}
+    metrics = read_json(folder / METRICS)
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{folder / METRICS}: must be a JSON object, got {type(metrics).__name__}")
+    for split in ("train", "validation"):
+        terms = metrics.get(split, {})
+        if not isinstance(terms, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in terms.values()):
+            raise CheckpointError(f"{folder / METRICS}: field {split!r} must map loss terms to numbers")
+    return metrics
 
 
 def load_with_scaling(name, options: dict, scaling: dict | None) -> Dataset:

@@ -22,6 +22,7 @@ from ..errors import ConfigError, DataError, suggest
 from . import files, sources, toy
 from .base import Dataset, MappedArray, apply_scaling
 from .idx import read_idx, write_idx
+from .options import check_options
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _call(loader, options: dict, what: str):
     for name in options:
         if name not in valid:
             raise ConfigError(f"unknown option {name!r} for {what}{suggest(name, valid)}; valid: {', '.join(valid)}")
-    return loader(**options)
+    return loader(**check_options(options))
 
 
 def load(name_or_path, **options) -> Dataset:
@@ -120,6 +121,8 @@ def _load(name_or_path, **options) -> Dataset:
             raise DataError(f"{path}: the file is empty")
         return _call(partial(FILE_FORMATS[suffix], path), options, f"{suffix} file {path}")
     text = str(name_or_path)
+    if path.exists():
+        raise DataError(f"{path} is not a regular file or folder (a FIFO or device): refusing to read it")
     if path.suffix or "/" in text or "\\" in text:
         raise DataError(f"{text}: no such file or folder")
     raise DataError(f"unknown dataset {text!r}{suggest(text, SOURCES)}; named datasets: {', '.join(SOURCES)} "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import mmap
+import resource
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,6 +15,52 @@ from ..errors import DataError, suggest
 
 SCALES = ("auto", "pixels", "standard", "minmax", "none")
 CHUNK = 1 << 22  # values per chunk when a large (memory-mapped) array is scanned
+
+
+def memory_budget() -> int:
+    """Bytes this process can still allocate: the memory the system has available and, under an
+    address-space limit (ulimit -v), what is left of it. Readers compare declared sizes with it
+    before they allocate, so a file that claims to be huge gives a DataError, not a MemoryError."""
+    budget = 1 << 62
+    try:
+        with open("/proc/meminfo") as f:
+            budget = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        try:
+            with open("/proc/self/status") as f:
+                used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        except (OSError, StopIteration, ValueError):
+            used = 0
+        budget = min(budget, soft - used)
+    return max(budget, 0)
+
+
+def check_regular_file(path) -> None:
+    """DataError unless path is an existing regular file: a FIFO or device would block or never end."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file (a folder, FIFO or device): refusing to read it")
+
+
+def check_allocation(nbytes: int, what: str, error=DataError) -> None:
+    """`error` unless nbytes fit in the memory this process can still allocate (with room to work)."""
+    budget = memory_budget()
+    if nbytes > budget // 2:
+        raise error(f"{what} needs {_size(nbytes)} of memory; this process can allocate about {_size(budget)}: "
+                        "refusing it (a damaged or hostile header, data to memory-map or load in parts, or a smaller count)")
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1024 or unit == "PB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes} bytes"
 
 
 class MappedArray:
@@ -24,8 +72,8 @@ class MappedArray:
 
     def __init__(self, data: np.ndarray, shape: tuple[int, ...], shift=0.0, factor=1.0):
         self.data, self.shape = data, (data.shape[0], *shape)
-        self.shift = np.asarray(shift, dtype=np.float32).reshape(-1) if np.ndim(shift) else np.float32(shift)
-        self.factor = np.asarray(factor, dtype=np.float32).reshape(-1) if np.ndim(factor) else np.float32(factor)
+        self.shift = np.asarray(shift, dtype=np.float64).reshape(-1) if np.ndim(shift) else np.float64(shift)
+        self.factor = np.asarray(factor, dtype=np.float64).reshape(-1) if np.ndim(factor) else np.float64(factor)
         self.dtype = np.dtype(np.float32)
         self.ndim = len(self.shape)
 
@@ -33,10 +81,11 @@ class MappedArray:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
-        raw = np.asarray(self.data[rows], dtype=np.float32)
+        raw = np.asarray(self.data[rows], dtype=np.float64)  # scaled before the cast (see apply_scaling)
         n = raw.shape[0] if raw.ndim == self.data.ndim else None  # several rows, or a single one
         flat = raw.reshape(n if n is not None else 1, -1)
-        flat = (flat - self.shift) * self.factor
+        with np.errstate(over="ignore"):
+            flat = ((flat - self.shift) * self.factor).astype(np.float32)
         return flat.reshape((n, *self.shape[1:]) if n is not None else self.shape[1:])
 
     def __array__(self, dtype=None, copy=None):
@@ -81,24 +130,54 @@ class Dataset:
         return apply_scaling(np.asarray(raw, dtype=np.float32), self.scaling)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def apply_scaling(raw: np.ndarray, scaling: dict) -> np.ndarray:
+    """raw scaled as recorded, as float32. Computed in float64, so that values beyond float32's
+    range are scaled before they are cast; a result that float32 cannot hold is refused."""
     shift, factor = _affine(scaling)
-    flat = raw.reshape(raw.shape[0], -1).astype(np.float32)
-    return ((flat - shift) * factor).reshape(raw.shape).astype(np.float32)
+    flat = raw.reshape(raw.shape[0], -1).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = ((flat - shift) * factor).reshape(raw.shape)
+        out = scaled.astype(np.float32)
+    if not np.isfinite(out).all() and np.isfinite(scaled).all():
+        raise DataError(f"values beyond float32's range (|x| > {FLOAT32_MAX:.3g}) after scaling "
+                        f"{scaling['method']!r}: rescale them (scale='standard' or 'minmax')")
+    return out
+
+
+def validate_scaling(scaling, n_features: int) -> dict:
+    """A recorded scaling, checked: a known method, finite parameters of the right length, no zero span."""
+    if not isinstance(scaling, dict) or scaling.get("method") not in SCALES or scaling["method"] == "auto":
+        raise DataError(f"scaling must be a mapping with a method in {SCALES[1:]}, got {scaling!r}")
+    fields = {"pixels": ("max",), "standard": ("mean", "std"), "minmax": ("min", "max"), "none": ()}[scaling["method"]]
+    for name in fields:
+        try:
+            values = np.asarray(scaling.get(name), dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise DataError(f"scaling {name!r} must hold numbers, got {scaling.get(name)!r}") from None
+        if len(values) not in (1, n_features) or not np.isfinite(values).all():
+            raise DataError(f"scaling {name!r} must be 1 or {n_features} finite numbers, got {len(values)} values")
+        if (name in ("std", "max") and scaling["method"] != "minmax") and not (values > 0).all():
+            raise DataError(f"scaling {name!r} must be > 0 (it divides the data)")
+    if scaling["method"] == "minmax" and not (np.asarray(scaling["max"]) >= np.asarray(scaling["min"])).all():
+        raise DataError("scaling 'max' must be >= 'min' for every feature")
+    return scaling
 
 
 def _affine(scaling: dict) -> tuple:
     """(shift, factor) with scaled = (raw - shift) * factor, per feature or global."""
     method = scaling["method"]
     if method == "none":
-        return np.float32(0), np.float32(1)
+        return np.float64(0), np.float64(1)
     if method == "pixels":
-        return np.float32(0), np.float32(1.0 / scaling["max"])
+        return np.float64(0), np.float64(1.0 / scaling["max"])
     if method == "standard":
-        return np.asarray(scaling["mean"], np.float32), 1.0 / np.asarray(scaling["std"], np.float32)
+        return np.asarray(scaling["mean"], np.float64), 1.0 / np.asarray(scaling["std"], np.float64)
     if method == "minmax":
-        lo, hi = np.asarray(scaling["min"], np.float32), np.asarray(scaling["max"], np.float32)
-        span = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)  # constant columns map to 0
+        lo, hi = np.asarray(scaling["min"], np.float64), np.asarray(scaling["max"], np.float64)
+        span = np.where(hi > lo, hi - lo, 1.0)  # constant columns map to 0
         return lo, 1.0 / span
     raise DataError(f"unknown scaling method {method!r} in {scaling}")
 

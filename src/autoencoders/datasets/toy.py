@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, check_int, check_number
+from ..errors import DataError
 from .base import Dataset, make_dataset
-
-
-def _check(n, noise):
-    check_int("n", n, 0, low_open=True, error=DataError)
-    check_number("noise", noise, 0, error=DataError)
 
 
 def line(n: int = 1000, seed: int = 0, noise: float = 0.05, scale: str = "none") -> Dataset:
     """x = [2a, a] + noise, a ~ U(-1, 1): a 1-D linear manifold that PCA captures with one component."""
-    _check(n, noise)
     rng = np.random.default_rng(seed)
     a = rng.uniform(-1, 1, n)
     x = np.stack([2 * a, a], 1) + noise * rng.standard_normal((n, 2))
@@ -24,7 +18,6 @@ def line(n: int = 1000, seed: int = 0, noise: float = 0.05, scale: str = "none")
 
 def circle(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
     """x = [sin t, cos t], t ~ U(0, 2 pi): one number describes it, but no linear projection does."""
-    _check(n, noise)
     rng = np.random.default_rng(seed)
     t = rng.uniform(0, 2 * np.pi, n)
     x = np.stack([np.sin(t), np.cos(t)], 1) + noise * rng.standard_normal((n, 2))
@@ -38,9 +31,6 @@ def spiral(n: int = 1000, seed: int = 0, noise: float = 0.0, turns: float = 2.0,
     split="train" gives t below the held-out range, "holdout" the range beyond
     it (for extrapolation), "all" both. info["holdout_range"] gives the range.
     """
-    _check(n, noise)
-    if not 0 <= holdout < 1:
-        raise DataError(f"holdout must lie in [0, 1), got {holdout!r}")
     if split not in ("train", "holdout", "all"):
         raise DataError(f"split={split!r} is not one of 'train', 'holdout', 'all' for 'spiral'")
     rng = np.random.default_rng(seed)
@@ -55,7 +45,6 @@ def spiral(n: int = 1000, seed: int = 0, noise: float = 0.0, turns: float = 2.0,
 
 def swiss_roll(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
     """scikit-learn's swiss roll: a 2-D manifold rolled up in 3-D; y is the position along the roll."""
-    _check(n, noise)
     from sklearn.datasets import make_swiss_roll
 
     x, t = make_swiss_roll(n, noise=noise, random_state=seed)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -11,9 +12,10 @@ from pathlib import Path
 import torch
 
 from .. import runs
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DataError
 from ..validation import as_array, check_data, take
 from . import distributed
+from .folder import inspect, writing
 from .loop import Trainer, TrainingData, evaluate_loss, plan, split
 from .options import FitOptions, resolve_device
 from .precision import resolve as resolve_precision
@@ -47,10 +49,11 @@ def fit(
 ) -> runs.History:
     """Train `model` on x (array, tensor or Dataset of shape (N, *input_shape)); labels are never needed.
 
-    With `out`, writes the run folder (config.json, weights.safetensors,
-    training_state.safetensors, history.csv, metrics.json) after every epoch,
-    atomically. `resume=True` continues an interrupted run in `out` and ends
-    with exactly the weights an uninterrupted run would have. Returns the
+    With `out`, writes the run folder (config.json; weights.safetensors with the
+    training state, committed by one rename after every epoch; history.csv;
+    metrics.json at the end). `resume=True` continues an interrupted run in `out`
+    and ends with exactly the weights an uninterrupted run would have; `overwrite=True`
+    replaces a run only once the new one is complete. See training/folder.py. Returns the
     History (one row per epoch of every stage). `command` is recorded in config.json.
     `callback(row, model)` is called after every epoch with its History row; returning
     True stops training there (the run folder is complete, as after the last epoch).
@@ -64,11 +67,30 @@ def fit(
     data = _training_data(model.config, x, x_val, opts)
     dist, dev = distributed.context(resolve_device(device))
     folder = Path(out) if out is not None else None
-    state = _prepare_folder(folder, model, resume, overwrite) if folder is not None else None
+    scaling = getattr(x, "scaling", None)
+    decide = functools.partial(inspect, folder, model, scaling, resume, overwrite)
+    dest = decide() if folder is not None else None  # every rank reads; refusals happen before any write
+    writes = dest is not None and dist.main
+    with contextlib.ExitStack() as stack:
+        if writes:
+            dest = stack.enter_context(writing(folder, decide))  # the lock, then the same decision under it
+        dist.barrier()  # every rank has checked the run folder before rank 0 changes it
+        if dest is not None and dest.state is not None:
+            runs.load_weights(model, dest.write_to / runs.WEIGHTS)
+        history, trained_on, seconds = _train(model, data, opts, dest, dist, dev, callback, command, x,
+                                              verbose if dist.main else 0, writes)
+        if writes:
+            runs.write_metrics(dest.write_to, _final_metrics(model, trained_on, seconds))
+    dist.barrier()  # the other ranks return once rank 0 has written the run folder
+    model.eval()
+    return history
+
+
+def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, writes):
+    """Seed (or restore the generators), initialise from the data, write config.json, run the stages."""
+    state = dest.state if dest is not None else None
     model.to(dev)
     used_precision = resolve_precision(opts.precision, dev, model)
-    writes = folder is not None and dist.main
-    dist.barrier()  # every rank has checked the run folder before rank 0 changes it
     history = runs.History(state.history if state else [])
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -77,15 +99,11 @@ def fit(
             rows = data.train_rows if model.config.init == "pca" else data.train_rows[:_INIT_ROWS]
             model.initialise_from_data(take(data.data, rows))
             if writes:
-                _start_folder(folder, model, opts, x, data, dev, used_precision, dist.world, command)
+                _start_folder(dest.write_to, model, opts, x, data, dev, used_precision, dist.world, command)
         trainer = Trainer(model, data.resident(dev), opts, shuffle, dev, dist, used_precision, callback,
-                          folder if writes else None, history, verbose if dist.main else 0)
+                          dest.write_to if writes else None, history, verbose)
         trainer.run(plan(model, opts.epochs), state)
-    if writes:
-        runs.write_metrics(folder, _final_metrics(model, trainer.data, time.perf_counter() - started))
-    dist.barrier()  # the other ranks return once rank 0 has written the run folder
-    model.eval()
-    return history
+    return history, trainer.data, time.perf_counter() - started
 
 
 def _training_data(config, x, x_val, opts: FitOptions) -> TrainingData:
@@ -93,6 +111,8 @@ def _training_data(config, x, x_val, opts: FitOptions) -> TrainingData:
     bce = config.reconstruction == "bce"
     data = as_array(x, "x")
     check_data(data, config.input_shape, "x", unit_range=bce)
+    if data.shape[0] < 2:
+        raise DataError(f"x has {data.shape[0]} sample; training needs at least 2 examples")
     if x_val is None:
         train_rows, val_rows = split(data.shape[0], opts.val_fraction, opts.seed)
         return TrainingData(data, train_rows, data, val_rows)
@@ -101,42 +121,28 @@ def _training_data(config, x, x_val, opts: FitOptions) -> TrainingData:
     return TrainingData(data, torch.arange(data.shape[0]), val_data, torch.arange(val_data.shape[0]))
 
 
-def _prepare_folder(folder: Path, model, resume: bool, overwrite: bool) -> TrainingState | None:
-    """Check what `out` holds; for resume, load the run's weights into model and return its state."""
-    if resume and (folder / runs.STATE).exists():
-        saved = runs.read_config(folder)
-        if saved["model"] != json.loads(json.dumps(model.config.to_json())):
-            raise CheckpointError(f"{folder} holds a run of a different model configuration; cannot resume it with this model")
-        state = TrainingState.load(folder / runs.STATE)
-        runs.load_weights(model, folder / runs.WEIGHTS)
-        return state
-    if (folder / runs.CONFIG).exists() and not overwrite and not resume:
-        raise CheckpointError(f"{folder} already holds a run; pass resume=True (--resume) to continue it, "
-                              "overwrite=True (--overwrite) to replace it, or another out")
-    if folder.exists() and not folder.is_dir():
-        raise CheckpointError(f"out={str(folder)!r} exists and is not a folder")
-    return None
-
-
 def _seed(seed: int, state: TrainingState | None, dev: torch.device) -> torch.Generator:
     """Seed torch's generator (corruption, VAE sampling) and the shuffling one, or restore both from state."""
     torch.manual_seed(seed)
     shuffle = torch.Generator().manual_seed(seed)
     if state is not None:
-        torch.set_rng_state(state.rng["torch"])
-        shuffle.set_state(state.rng["shuffle"])
-        if "cuda" in state.rng and dev.type == "cuda":
-            torch.cuda.set_rng_state(state.rng["cuda"], dev)
+        try:
+            torch.set_rng_state(state.rng["torch"])
+            shuffle.set_state(state.rng["shuffle"])
+            if "cuda" in state.rng and dev.type == "cuda":
+                torch.cuda.set_rng_state(state.rng["cuda"], dev)
+        except (RuntimeError, ValueError) as e:
+            raise CheckpointError(f"the run's random generator state is malformed ({e})") from None
     return shuffle
 
 
 def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, dev, precision: str, world: int,
                   command: str | None) -> None:
-    """A fresh run folder: config.json and the initial weights; files of an earlier run are removed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in (runs.STATE, runs.METRICS, runs.HISTORY):
+    """A fresh run: config.json only. The weights appear with the first committed epoch, so a run
+    stopped before it never looks trained."""
+    for stale in (runs.WEIGHTS, runs.METRICS, runs.HISTORY):
         (folder / stale).unlink(missing_ok=True)
-    runs.write_run(folder, model, training=asdict(opts),
+    runs.write_config(folder, model, training=asdict(opts),
                    data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
                          "n_train": len(data.train_rows), "n_val": len(data.val_rows), "device": str(dev),
                          "precision": precision, "processes": world},

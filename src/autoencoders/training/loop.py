@@ -4,7 +4,7 @@ early stopping, gradient clipping, the NaN guard, and a checkpoint after every e
 A run is a plan of stages (`plan`): one, or the stacked autoencoder's greedy
 layers then fine-tuning. `Trainer.run` trains each stage's epochs with
 `train_epoch` and `evaluate_loss`, and writes the run folder after every epoch
-(state.save_epoch) so that resume continues exactly.
+(state.commit_epoch) so that resume continues exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import TrainingError
+from ..errors import CheckpointError, TrainingError
 from ..inference import evaluating
 from ..runs import History
 from ..stacked import greedy_layers
@@ -26,7 +26,7 @@ from ..validation import row_batches, take
 from . import distributed
 from .options import FitOptions, learning_rate
 from .precision import autocast as precision_autocast
-from .state import TrainingState, save_epoch
+from .state import TrainingState, commit_epoch
 
 _RESIDENT_BYTES = 1 << 30  # training data up to this size are moved to the GPU once
 
@@ -172,6 +172,20 @@ def make_optimizer(model, opts: FitOptions) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay, foreach=True)
 
 
+def _restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a saved optimizer state, refusing one whose tensors do not fit the parameters
+    (load_state_dict itself checks only the number of parameters)."""
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"the run's optimizer state does not fit this model ({e})") from None
+    for param, slots in optimizer.state.items():
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                raise CheckpointError(f"the run's optimizer state does not fit this model: its {name!r} has shape "
+                                      f"{tuple(value.shape)} for a parameter of shape {tuple(param.shape)}")
+
+
 def _grad_scaler(dev):
     """Loss scaling for fp16 autocast (its range is too narrow for small gradients)."""
     if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):
@@ -224,7 +238,7 @@ class Trainer:
         optimizer = make_optimizer(stage.model, self.opts)
         stopping, first_epoch = EarlyStopping(self.opts.patience), 1
         if state is not None:
-            optimizer.load_state_dict(state.optimizer)
+            _restore_optimizer(optimizer, state.optimizer)
             first_epoch = state.epoch + 1
             best = {k: v.to(self.device) for k, v in state.best.items()} if state.best else None
             stopping = EarlyStopping(self.opts.patience, state.best_val, state.bad_epochs, best)
@@ -246,7 +260,7 @@ class Trainer:
                         self.model.load_state_dict(stopping.best)  # early stopping keeps the best validation weights
                 last_good = _snapshot(self.model)
                 if self.folder is not None:
-                    save_epoch(self.folder, self.model, self.history, TrainingState(
+                    commit_epoch(self.folder, self.model, self.history, TrainingState(
                         index, stage.name, epoch, done, stopped_early, stopping.best_val, stopping.bad_epochs,
                         list(self.history), optimizer.state_dict(), self._rng_states(), stopping.best))
                 if done:

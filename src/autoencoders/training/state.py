@@ -1,8 +1,11 @@
 """The training state: everything resume needs, as one typed object, saved and loaded here only.
 
-On disk it is training_state.safetensors: the optimizer's tensors, the random
-generators' states and the best weights as tensors, the rest as JSON metadata
-in the same file (no pickle, nothing that can run code).
+It is saved inside the run's weights.safetensors, next to the model's weights: the
+optimizer's tensors, the random generators' states and the best weights as tensors
+under "state.", the rest (stage, epoch, early stopping, history) as JSON metadata.
+One file, replaced by one rename after every epoch (`commit_epoch`), so a run
+folder always holds one consistent epoch: a kill at any instant leaves either the
+previous epoch or the new one, never the weights of one beside the state of another.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import torch
 from .. import runs
 from ..errors import CheckpointError
 from ..storage import read_tensor_metadata, read_tensors, write_tensors, write_text
+
+_PREFIX = runs.STATE_PREFIX
 
 
 @dataclass
@@ -40,55 +45,74 @@ class TrainingState:
         """
         return self.stage_done and (self.stopped_early or self.epoch >= stage_epochs)
 
-    # ----- one file -----
-
-    def save(self, path: Path) -> None:
-        tensors, scalars = {}, {}
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
         for pid, slots in self.optimizer["state"].items():
-            for key, value in slots.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"optimizer.{pid}.{key}"] = value
-                else:
-                    scalars.setdefault(str(pid), {})[key] = value
-        tensors.update({f"rng.{name}": value for name, value in self.rng.items()})
-        tensors.update({f"best.{name}": value for name, value in (self.best or {}).items()})
-        meta = {"stage_index": self.stage_index, "stage": self.stage, "epoch": self.epoch,
+            out.update({f"{_PREFIX}optimizer.{pid}.{k}": v for k, v in slots.items() if isinstance(v, torch.Tensor)})
+        out.update({f"{_PREFIX}rng.{name}": value for name, value in self.rng.items()})
+        out.update({f"{_PREFIX}best.{name}": value for name, value in (self.best or {}).items()})
+        return out
+
+    def metadata(self) -> dict:
+        scalars = {str(pid): {k: v for k, v in slots.items() if not isinstance(v, torch.Tensor)}
+                   for pid, slots in self.optimizer["state"].items()}
+        return {"stage_index": self.stage_index, "stage": self.stage, "epoch": self.epoch,
                 "stage_done": self.stage_done, "stopped_early": self.stopped_early, "best_val": self.best_val,
                 "bad_epochs": self.bad_epochs, "history": list(self.history),
                 "optimizer": {"param_groups": self.optimizer["param_groups"], "scalars": scalars}}
-        write_tensors(path, tensors, meta)
 
     @classmethod
-    def load(cls, path: Path) -> TrainingState:
-        """The state in path; CheckpointError naming the file and the field when it is incomplete or malformed."""
-        tensors, meta = read_tensors(path), read_tensor_metadata(path)
-        expected = {"stage_index": int, "stage": str, "epoch": int, "stage_done": bool, "stopped_early": bool,
-                    "best_val": (int, float), "bad_epochs": int, "history": list, "optimizer": dict}
-        for name, kind in expected.items():
-            if not isinstance(meta.get(name), kind) or (kind is int and isinstance(meta.get(name), bool)):
-                raise CheckpointError(f"{path}: field {name!r} is missing or has the wrong type ({meta.get(name)!r})")
-        groups, scalars = meta["optimizer"].get("param_groups"), meta["optimizer"].get("scalars")
-        if not isinstance(groups, list) or not isinstance(scalars, dict):
-            raise CheckpointError(f"{path}: field 'optimizer' lacks its param_groups or scalars")
-        for name in ("torch", "shuffle"):
-            if f"rng.{name}" not in tensors:
-                raise CheckpointError(f"{path}: the random generator state 'rng.{name}' is missing")
+    def load(cls, path: Path) -> TrainingState | None:
+        """The state saved in a weights file, None when it holds none (a saved model, or an older format);
+        CheckpointError naming the file and the field when it is incomplete or malformed."""
+        meta = read_tensor_metadata(path).get("state")
+        if meta is None:
+            return None
+        tensors = {k[len(_PREFIX):]: v for k, v in read_tensors(path).items() if k.startswith(_PREFIX)}
+        _check(meta, tensors, path)
         state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optimizer."):
                 _, pid, slot = key.split(".", 2)
                 state.setdefault(int(pid), {})[slot] = value
-        for pid, slots in scalars.items():
+        for pid, slots in meta["optimizer"]["scalars"].items():
             state.setdefault(int(pid), {}).update(slots)
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
         rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
         return cls(meta["stage_index"], meta["stage"], meta["epoch"], meta["stage_done"], meta["stopped_early"],
                    float(meta["best_val"]), meta["bad_epochs"], meta["history"],
-                   {"state": state, "param_groups": groups}, rng, best)
+                   {"state": state, "param_groups": meta["optimizer"]["param_groups"]}, rng, best)
 
 
-def save_epoch(folder: Path, model, history: runs.History, state: TrainingState) -> None:
-    """Write an epoch's weights, history and training state into the run folder."""
-    runs.save_weights(model, folder)
+def _check(meta, tensors: dict, path: Path) -> None:
+    """Every field of a saved state present and of its type: the project's error, never a KeyError."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: field 'state' must be a JSON object")
+    expected = {"stage_index": int, "stage": str, "epoch": int, "stage_done": bool, "stopped_early": bool,
+                "best_val": (int, float), "bad_epochs": int, "history": list, "optimizer": dict}
+    for name, kind in expected.items():
+        value = meta.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CheckpointError(f"{path}: field 'state.{name}' is missing or has the wrong type ({value!r})")
+    if meta["stage_index"] < 0 or meta["epoch"] < 1 or meta["bad_epochs"] < 0:
+        raise CheckpointError(f"{path}: fields 'state.stage_index', 'state.epoch', 'state.bad_epochs' out of range")
+    groups, scalars = meta["optimizer"].get("param_groups"), meta["optimizer"].get("scalars")
+    if not isinstance(groups, list) or not isinstance(scalars, dict) or not all(
+            isinstance(v, dict) and k.isdigit() for k, v in scalars.items()):
+        raise CheckpointError(f"{path}: field 'state.optimizer' lacks its param_groups or scalars")
+    if not all(isinstance(r, dict) and isinstance(r.get("stage"), str) for r in meta["history"]):
+        raise CheckpointError(f"{path}: field 'state.history' must be a list of rows with a stage")
+    for name in ("rng.torch", "rng.shuffle"):
+        if name not in tensors or tensors[name].dtype != torch.uint8:
+            raise CheckpointError(f"{path}: the random generator state {_PREFIX}{name} is missing or malformed")
+    for key in tensors:
+        parts = key.split(".")
+        if parts[0] == "optimizer" and (len(parts) < 3 or not parts[1].isdigit()):
+            raise CheckpointError(f"{path}: unexpected tensor {_PREFIX}{key}")
+
+
+def commit_epoch(folder: Path, model, history: runs.History, state: TrainingState) -> None:
+    """The one write of an epoch: weights and training state in one file, replaced by one rename.
+    history.csv follows as a copy for people (the run's history is read from the state)."""
+    write_tensors(folder / runs.WEIGHTS, {**model.state_dict(), **state.tensors()}, {"state": state.metadata()})
     write_text(folder / runs.HISTORY, history.to_csv())
-    state.save(folder / runs.STATE)
