@@ -36,9 +36,9 @@ def python(code: str, *args, memory=None, timeout=600, env=None):
 
 
 def assert_usage_error(proc, message):
-    """Exit code 2, one line on stderr naming the problem, no traceback."""
+    """Exit code 2, one line on stderr naming the problem, no traceback (one-line warnings may come before it)."""
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
     assert len(lines) == 1, proc.stderr
     assert message in lines[0], lines[0]

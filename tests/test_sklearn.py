@@ -83,8 +83,9 @@ def test_transform_and_inverse_transform(kind, digits):
     x_hat = est.inverse_transform(z)
     assert x_hat.shape == x.shape and x_hat.dtype == np.float64
     # Eight numbers per digit keep most of its variance (PCA-8 leaves 0.33 of it); the sparse and
-    # variational kinds trade reconstruction for their penalty (about 0.72 after 10 epochs).
-    assert _relative_error(x, x_hat) < (0.8 if kind in ("sparse", "vae") else 0.5), kind
+    # variational kinds trade reconstruction for their penalty (0.72 and 0.81 after 10 epochs: the sparse
+    # kind's L1 penalty weighs more against squared error, the transformer's default, than against bce).
+    assert _relative_error(x, x_hat) < (0.85 if kind in ("sparse", "vae") else 0.5), kind
     assert_array_equal(est.get_feature_names_out(), [f"autoencodertransformer{i}" for i in range(8)])
     # float32 in, float32 out (the tag says so), the same codes up to float32 rounding.
     z32 = est.transform(x.astype(np.float32))
@@ -106,14 +107,14 @@ def test_fit_transform_equals_fit_then_transform_and_score_is_negative_loss(digi
 
 
 def test_scaling_makes_any_real_data_work(digits):
-    # Pixels in [0, 16] with an offset: outside [0, 1], which the default (bce) kinds need.
+    # Pixels in [0, 16] with an offset: outside [0, 1], which the Bernoulli likelihood needs.
     x = digits[0] * 16.0 - 3.0
     est = AutoencoderTransformer(latent_dim=8, epochs=10, lr=3e-3, random_state=0).fit(x)
     assert_allclose(est.scaler_.data_min_, x.min(0))
     assert _relative_error(x, est.inverse_transform(est.transform(x))) < 0.6
     # The same data without scaling are refused, naming the range and the fix.
     with pytest.raises(ae.DataError, match=r"needs data in \[0, 1\]"):
-        AutoencoderTransformer(scaling=None, epochs=1).fit(x)
+        AutoencoderTransformer(scaling=None, reconstruction="bce", epochs=1).fit(x)
 
 
 def test_conv_architecture_via_input_shape(digits):
@@ -182,10 +183,13 @@ def test_defaults(digits):
     # A kind that fixes the layout keeps it: no hidden layers for pca, whose loss is squared error anyway.
     c = AutoencoderOutlierDetector(kind="pca", epochs=1).fit(x).model_.config
     assert (c.hidden, c.reconstruction) == ((), "mse")
-    # The transformer takes the kind's own defaults; its Bernoulli loss needs clipping to [0, 1].
+    # The transformer takes the kind's own layout and squared error (README, "scikit-learn estimators"),
+    # except a VAE, which keeps its Bernoulli likelihood, clipped to [0, 1] at predict time.
     trans = AutoencoderTransformer(epochs=1).fit(x)
-    assert (trans.model_.config.hidden, trans.model_.config.reconstruction) == ((256, 64), "bce")
-    assert trans.scaler_.clip
+    assert (trans.model_.config.hidden, trans.model_.config.reconstruction) == ((256, 64), "mse")
+    assert not trans.scaler_.clip
+    vae = AutoencoderTransformer(kind="vae", epochs=1).fit(x)
+    assert vae.model_.config.reconstruction == "bce" and vae.scaler_.clip
 
 
 # ----- pickling -----

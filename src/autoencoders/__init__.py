@@ -11,10 +11,11 @@ from ._version import __version__
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
 from .evaluate import evaluate
+from .images import save_image_grid
 from .kinds import Kind, build, get_kind, kinds
 from .models import Autoencoder, LossTerms, VariationalAutoencoder
 from .runs import History, Run, load, load_run, save
-from .training import evaluate_loss, fit
+from .training import evaluate_loss, fit, resume
 
 __all__ = [
     "Autoencoder",
@@ -38,6 +39,8 @@ __all__ = [
     "metrics",
     "quality",
     "fit",
+    "resume",
+    "save_image_grid",
     "get_kind",
     "kinds",
     "load",

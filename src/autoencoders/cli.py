@@ -16,6 +16,7 @@ import sys
 import time
 import types
 import typing
+import warnings
 from pathlib import Path
 
 import click
@@ -172,12 +173,11 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _save_images(path: Path, array: np.ndarray, input_shape, ncols: int) -> None:
-    from .report.figures import image_grid, image_shape
+    from .images import image_shape, save_image_grid
 
     if image_shape(input_shape) is None:
         raise click.UsageError(f"--out {path}: the data are not images; write .npy or .csv instead")
-    png = image_grid(array, input_shape, ncols=ncols)
-    storage.write_bytes(Path(path), png)
+    save_image_grid(array, path, ncols=ncols, input_shape=input_shape)
 
 
 def _write_output(path, array, model, ncols=8, header=None):
@@ -221,6 +221,14 @@ def datasets():
     click.echo("Files: .npy, .npz, .csv, .tsv, IDX (.gz), or a folder of PNG/JPEG images (see README).")
 
 
+def _fit_flags(fn):
+    """One flag per fit option (kebab-case); n_threads is --threads (with_threads)."""
+    for name in reversed(list(_FIT_FIELDS)):
+        if name not in ("seed", "n_threads"):
+            fn = click.option(f"--{name.replace('_', '-')}", default=None, help=f"fit option {name}")(fn)
+    return fn
+
+
 def _train_options(fn):
     """One flag per model option of every kind and per fit option (kebab-case)."""
     for name in reversed(_model_options()):
@@ -228,11 +236,22 @@ def _train_options(fn):
             fn = click.option(f"--{name.replace('_', '-')}", default=None, help=f"{name}: comma-separated ints, e.g. 256,64")(fn)
         else:
             fn = click.option(f"--{name.replace('_', '-')}", default=None, help=f"model option {name} (see `kinds`)")(fn)
-    for name in reversed(list(_FIT_FIELDS)):
-        if name == "seed":
-            continue
-        fn = click.option(f"--{name.replace('_', '-')}", default=None, help=f"fit option {name}")(fn)
+    return _fit_flags(fn)
+
+
+def with_threads(fn):
+    """--threads N: torch threads for this command (training: fit's n_threads; default: 1 for small
+    models or a busy machine, see the README)."""
+    fn = click.option("--threads", type=click.IntRange(1, 1024), default=None,
+                      help="torch threads (default: chosen from the model size and the machine's load)")(fn)
     return fn
+
+
+def _set_threads(threads) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @main.command(context_settings={"ignore_unknown_options": False})
@@ -243,15 +262,16 @@ def _train_options(fn):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one option (after --config)")
 @click.option("--device", default=None, help="cpu, cuda, mps or auto")
 @click.option("--out", default=None, help="run folder (default runs/<kind>)")
-@click.option("--resume", is_flag=True, default=None, help="continue the run in --out")
+@click.option("--resume", is_flag=True, default=None,
+              help="continue the run in --out (the model comes from the run: no model options needed)")
 @click.option("--overwrite", is_flag=True, default=None, help="replace an existing run in --out")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@with_threads
 @_train_options
-def train(kind, data, data_option, config_file, overrides, device, out, resume, overwrite, quiet, **flags):
+def train(kind, data, data_option, config_file, overrides, device, out, resume, overwrite, quiet, threads, **flags):
     """Train KIND on --data; writes the run folder with report.html."""
-    from . import build, datasets, fit
+    from . import build, datasets
     from .kinds import make_config
-    from .report import write_report
 
     given = {k: v for k, v in flags.items() if v is not None}
     given.update({k: v for k, v in dict(device=device, out=out, resume=resume, overwrite=overwrite).items() if v})
@@ -259,27 +279,80 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
                 **_settings_from(_parse_set(overrides), "--set")}
     kind = kind or settings.pop("kind", None)
     settings.pop("kind", None)
-    if kind is None:
-        raise click.UsageError("missing KIND (see `autoencoders kinds`)")
     data = data or settings.pop("data", None)
-    if data is None:
-        raise click.UsageError("missing --data (a dataset name, see `autoencoders datasets`, or a path)")
     data_options = {**(settings.pop("data_options", None) or {}), **_data_options(data_option)}
     fit_args = {k: settings.pop(k) for k in list(settings) if k in _FIT_FIELDS}
     run_args = {k: settings.pop(k) for k in list(settings) if k in RUN_OPTIONS}
+    folder = Path(run_args.pop("out", None) or Path("runs") / (kind or "run"))
+    if run_args.get("resume") and (folder / "config.json").exists():
+        _refuse_conflicts(folder, kind, settings)
+        return _resume(folder, data, data_options, fit_args, run_args, quiet, threads)
+    if kind is None:
+        raise click.UsageError("missing KIND (see `autoencoders kinds`)")
+    if data is None:
+        raise click.UsageError("missing --data (a dataset name, see `autoencoders datasets`, or a path)")
     ds = datasets.load(data, **data_options)
     # Build the configuration before anything touches the disk: a bad option leaves no folder.
     make_config(kind, ds.input_shape, **settings)
     FitOptions(**{**dataclasses.asdict(FitOptions()), **fit_args}).validate()
-    model = build(kind, ds.input_shape, **settings)
-    folder = Path(run_args.pop("out", None) or Path("runs") / kind)
+    _fit_and_report(build(kind, ds.input_shape, **settings), ds, folder, fit_args, run_args, quiet, threads)
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", help="dataset name or path (default: the run's training data)")
+@click.option("--data-option", multiple=True, metavar="KEY=VALUE")
+@click.option("--device", default=None, help="cpu, cuda, mps or auto")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@with_threads
+@_fit_flags
+def resume(run, data, data_option, device, quiet, threads, **flags):
+    """Continue training RUN (e.g. with more --epochs): the model, the data and every training option
+    not given here come from the run."""
+    given = _settings_from({k: v for k, v in flags.items() if v is not None}, "option")
+    _resume(Path(run), data, _data_options(data_option), given, {"device": device} if device else {}, quiet, threads)
+
+
+def _refuse_conflicts(folder: Path, kind, model_options: dict) -> None:
+    """train --resume: the model comes from the run; a model option that differs from it is refused."""
+    from .runs import model_config, read_config
+
+    config = model_config(read_config(folder), folder)
+    wanted = {**({"kind": kind} if kind else {}), **model_options}
+    conflicts = [f"{name}={value!r} (the run has {getattr(config, name)!r})" for name, value in wanted.items()
+                 if getattr(config, name) != value]
+    if conflicts:
+        raise click.UsageError(f"--resume continues the run in {folder}, whose model differs: {', '.join(conflicts)}; "
+                               "leave model options out when resuming (or train into another --out)")
+
+
+def _resume(folder: Path, data, data_options: dict, fit_args: dict, run_args: dict, quiet: bool, threads) -> None:
+    from .kinds import model_from_config
+
+    run = _load_run(folder)
+    recorded = {k: v for k, v in run.training.items() if k in _FIT_FIELDS}
+    fit_args = {**recorded, **fit_args}
+    FitOptions(**fit_args).validate()
+    ds = run.dataset(data, data_options)
+    run_args = {**run_args, "resume": True}
+    _fit_and_report(model_from_config(run.config), ds, folder, fit_args, run_args, quiet, threads)
+
+
+def _fit_and_report(model, ds, folder: Path, fit_args: dict, run_args: dict, quiet: bool, threads) -> None:
+    """fit into folder, then report.html and a one-screen summary (rank 0 only under torchrun)."""
+    from . import fit
+    from .report import write_report
+
+    _set_threads(threads)
+    kind = model.config.kind
     command = "autoencoders " + shlex.join(sys.argv[1:])
     main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, only rank 0 reports
     if main_process:
         click.echo(f"training {kind} on {ds.name}: {len(ds)} examples of shape {ds.input_shape} -> {folder}"
                    + (f" ({os.environ['WORLD_SIZE']} processes)" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
     started = time.perf_counter()
-    history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, **fit_args, **run_args)
+    history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, n_threads=threads,
+                  **{k: v for k, v in fit_args.items() if k != "n_threads"}, **run_args)
     seconds = time.perf_counter() - started
     if not main_process:
         return
@@ -324,14 +397,22 @@ def _config_file(config_file) -> dict:
               help="importance samples per example (0: skip the log-likelihood)")
 @click.option("--log-likelihood-examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every metric to this JSON file")
-def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out):
+@with_threads
+def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, threads):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
+    _set_threads(threads)
     from .evaluate import evaluate as ev
     from .report.run import flatten
 
     run = _load_run(run)
-    result = ev(run.model, _run_data(run, data, data_option), log_likelihood_samples=log_likelihood_samples,
+    ds = _run_data(run, data, data_option)
+    result = ev(run.model, ds, log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
+    header = f"{result['examples']} examples of {ds.name}"
+    if "log_likelihood_examples" in result.get("vae", {}):
+        header += (f"; log-likelihood on the first {result['vae']['log_likelihood_examples']}, "
+                   f"{log_likelihood_samples} importance samples each")
+    click.echo(header + "; each group below gives the examples it used")
     for key, value in flatten(result):
         click.echo(f"{key:<48} {value:.6g}" if isinstance(value, float) else f"{key:<48} {value}")
     if json_out:
@@ -346,8 +427,10 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
-def generate(run, n, out, seed, density):
+@with_threads
+def generate(run, n, out, seed, density, threads):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
+    _set_threads(threads)
     from .generation import sample
     from .models import VariationalAutoencoder
 
@@ -364,8 +447,10 @@ def generate(run, n, out, seed, density):
 @click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
-def encode(run, data, data_option, out):
+@with_threads
+def encode(run, data, data_option, out, threads):
     """Write the codes of --data (VAE: posterior means)."""
+    _set_threads(threads)
     from .inference import codes
 
     run = _load_run(run)
@@ -377,31 +462,35 @@ def encode(run, data, data_option, out):
 @click.argument("run", type=click.Path())
 @click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help=".npy, .csv or .png (first 64 as a grid)")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help=".npy, .csv, or .png: the first 64 examples, input (noisy) and reconstruction rows")
 @click.option("--noise", type=click.Choice(NOISES), default=None,
               help="corrupt the input first (denoising)")
 @click.option("--noise-level", type=float, default=0.3, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def reconstruct(run, data, data_option, out, noise, noise_level, seed):
+@with_threads
+def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     """Reconstruct --data (optionally corrupted with --noise first)."""
+    _set_threads(threads)
     import torch
 
     from .corruption import corrupt
+    from .images import interleave
 
     run = _load_run(run)
     model = run.model
-    x = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
+    clean = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
+    rows = [clean]
     if noise is not None:
         if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
             raise click.BadParameter(f"{noise_level} is out of range for --noise {noise}", param_hint="--noise-level")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            x = corrupt(x, noise, noise_level)
-    recon = model.reconstruct(x.numpy())
-    if Path(out).suffix.lower() == ".png":
-        k = min(32, len(x))
-        both = np.concatenate([x[:k].numpy(), recon[:k]])
-        _write_output(out, both, model, ncols=k)
+            rows.append(corrupt(clean, noise, noise_level))
+    recon = model.reconstruct(rows[-1].numpy())
+    if Path(out).suffix.lower() == ".png":  # the first 64: input (, corrupted), reconstruction, 8 per row
+        k = min(64, len(clean))
+        _write_output(out, interleave([r[:k] for r in [*rows, recon]], ncols=8), model, ncols=min(8, k))
     else:
         _write_output(out, recon, model)
 
@@ -410,22 +499,46 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed):
 @click.argument("run", type=click.Path())
 @click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
-@click.option("--from", "start", type=click.IntRange(min=0), required=True, help="index of the first example")
-@click.option("--to", "end", type=click.IntRange(min=0), required=True, help="index of the last example")
+@click.option("--from", "start", type=click.IntRange(min=0), default=None, help="row index of the first example")
+@click.option("--to", "end", type=click.IntRange(min=0), default=None, help="row index of the last example")
+@click.option("--from-label", default=None, help="start at an example of this class (its name or number)")
+@click.option("--to-label", default=None, help="end at an example of this class (its name or number)")
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "linear", "spherical"]), default="auto", show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="which example of a class (--from-label)")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="path.png or path.npy")
-def interpolate(run, data, data_option, start, end, steps, method, out):
-    """Decode the path between the codes of examples --from and --to."""
+@with_threads
+def interpolate(run, data, data_option, start, end, from_label, to_label, steps, method, seed, out, threads):
+    """Decode the path between two examples' codes: rows --from/--to, or examples of classes --from-label/--to-label."""
+    _set_threads(threads)
     from .generation import interpolate as interp
 
     run = _load_run(run)
     ds = _run_data(run, data, data_option)
-    for name, i in (("--from", start), ("--to", end)):
-        if i >= len(ds):
-            raise click.BadParameter(f"{i} is out of range: the data have {len(ds)} examples", param_hint=name)
-    path = interp(run.model, np.asarray(ds.x[start]), np.asarray(ds.x[end]), steps=steps, method=method)
+    rng = np.random.default_rng(seed)
+    rows = [_example_row(ds, index, label, flag, rng) for index, label, flag in
+            ((start, from_label, "--from"), (end, to_label, "--to"))]
+    path = interp(run.model, np.asarray(ds.x[rows[0]]), np.asarray(ds.x[rows[1]]), steps=steps, method=method)
     _write_output(out, path, run.model, ncols=steps)
+
+
+def _example_row(ds, index, label, flag: str, rng) -> int:
+    """The row --from/--to names, or a (seeded) random example of the class --from-label/--to-label names."""
+    if (index is None) == (label is None):
+        raise click.UsageError(f"give either {flag} (a row index) or {flag}-label (a class)")
+    if index is not None:
+        if index >= len(ds):
+            raise click.BadParameter(f"{index} is out of range: the data have {len(ds)} examples", param_hint=flag)
+        return index
+    if ds.y is None:
+        raise click.BadParameter(f"the data ({ds.name}) have no labels", param_hint=f"{flag}-label")
+    classes = list(ds.info.get("classes") or [])
+    code = classes.index(label) if label in classes else int(label) if str(label).lstrip("-").isdigit() else None
+    rows = np.flatnonzero(np.asarray(ds.y) == code) if code is not None else []
+    if len(rows) == 0:
+        known = classes or sorted(set(np.asarray(ds.y).tolist()))
+        raise click.BadParameter(f"no example of class {label!r}; classes: {known}", param_hint=f"{flag}-label")
+    return int(rng.choice(rows))
 
 
 @main.command()
@@ -435,8 +548,10 @@ def interpolate(run, data, data_option, start, end, steps, method, out):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="scores.csv")
 @click.option("--contamination", type=float, default=0.1, show_default=True,
               help="expected fraction of outliers in (0, 0.5]: sets the threshold")
-def detect(run, data, data_option, out, contamination):
+@with_threads
+def detect(run, data, data_option, out, contamination, threads):
     """Anomaly scores of --data (higher = more anomalous) and outlier labels at --contamination."""
+    _set_threads(threads)
     from . import anomaly
 
     if not 0 < contamination <= 0.5:
@@ -460,8 +575,10 @@ def detect(run, data, data_option, out, contamination):
 @click.argument("run", type=click.Path())
 @click.option("--data", help="dataset for the figures (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
-def report(run, data, data_option):
+@with_threads
+def report(run, data, data_option, threads):
     """(Re)write RUN/report.html."""
+    _set_threads(threads)
     from .report import write_report
 
     loaded = _load_run(run)
@@ -474,8 +591,10 @@ def report(run, data, data_option):
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
 @click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-def tour(data, out, quick, seed):
+@with_threads
+def tour(data, out, quick, seed, threads):
     """The lectures end to end: twelve experiments in one self-contained HTML report."""
+    _set_threads(threads)
     from .tour import run_tour
 
     path = run_tour(data=data, out=out, quick=quick, seed=seed, echo=lambda s: click.echo(s, err=True))
@@ -483,8 +602,10 @@ def tour(data, out, quick, seed):
 
 
 def run(argv=None) -> int:
-    """Entry point: map errors to exit codes and one line on stderr."""
+    """Entry point: map errors to exit codes and one line on stderr (warnings: one line each too)."""
     debug = bool(os.environ.get("AUTOENCODERS_DEBUG"))
+    if not debug:
+        warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
         main.main(args=argv, prog_name="autoencoders", standalone_mode=False)
         return 0

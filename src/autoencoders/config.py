@@ -107,6 +107,23 @@ class ModelConfig:
         check_int("seed", self.seed, 0, 2**63 - 1)
         return self
 
+    def inactive_options(self) -> set[str]:
+        """Options whose value has no effect with the others (a report lists the rest)."""
+        off = set()
+        if self.architecture != "conv":
+            off.add("channels")
+        if self.sparsity is None:
+            off |= {"sparsity_weight", "sparsity_target"}
+        elif self.sparsity != "kl":
+            off.add("sparsity_target")
+        if self.noise is None:
+            off.add("noise_level")
+        if self.contractive_weight == 0:
+            off.add("contractive_projections")
+        if not self.variational:
+            off.add("beta")
+        return off
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 

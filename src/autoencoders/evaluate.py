@@ -39,15 +39,17 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     x = as_array(data, "data")
     check_data(x, model.config.input_shape, "data")
     n = int(x.shape[0])
-    out: dict = {"kind": model.config.kind, "examples": n, "reconstruction": metrics.reconstruction(model, x)}
+    out: dict = {"kind": model.config.kind, "examples": n,
+                 "reconstruction": metrics.reconstruction(model, x, psnr=metrics.is_image_data(model, data))}
     if model.config.noise is not None:
         out["denoising"] = metrics.denoising(model, x, seed=seed)
     if isinstance(model, VariationalAutoencoder):
         out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed)
     else:
-        out["code_activity"] = metrics.activity(metrics.codes(model, x), activity_threshold)
+        out["code_activity"] = {**metrics.activity(metrics.codes(model, x), activity_threshold), "examples": n}
         if jacobian_examples:
             out["jacobian_frobenius_sq"] = metrics.jacobian_norm(model, x, max_examples=jacobian_examples)
+            out["jacobian_examples"] = min(jacobian_examples, n)
     latent = metrics.latent_metrics(model, data, labels=labels, train=train, k=k, seed=seed)
     if latent:
         out["latent"] = latent
@@ -64,7 +66,8 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
 def _variational(model, x, samples: int, examples: int | None, seed: int) -> dict:
     """ELBO, KL per dimension, active dimensions and the importance-sampled log-likelihood."""
     kl = metrics.kl_per_dimension(model, x)
-    v = {"elbo_nats": float(metrics.elbo(model, x, seed=seed).mean()), "kl_per_dimension_nats": kl.tolist(),
+    v = {"examples": int(x.shape[0]), "elbo_nats": float(metrics.elbo(model, x, seed=seed).mean()),
+         "kl_per_dimension_nats": kl.tolist(),
          "active_dimensions": int((kl > 0.01).sum()), "active_dimension_threshold_nats": 0.01}
     if samples:
         rows = torch.arange(min(x.shape[0], examples or x.shape[0]))

@@ -6,7 +6,6 @@ latent space"), interpolation, extrapolation and decoded grids.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .datasets.base import check_allocation
 from .errors import ConfigError, check_choice, check_int
@@ -33,10 +32,19 @@ class LatentDensity:
         return self
 
     def sample(self, n: int) -> np.ndarray:
-        self.mixture_.random_state = self.seed  # repeatable draws
-        z, _ = self.mixture_.sample(n)
-        # GaussianMixture.sample returns the draws grouped by component: shuffle them.
-        return z[np.random.default_rng(self.seed).permutation(n)].astype(np.float32)
+        """n draws, repeatable for a seed: a component by its weight, then that Gaussian through the
+        Cholesky factor of its covariance (jittered, so a near-singular one needs no warning)."""
+        m = self.mixture_
+        rng = np.random.default_rng(self.seed)
+        component = rng.choice(len(m.weights_), size=n, p=m.weights_ / m.weights_.sum())
+        eps = rng.standard_normal((n, m.means_.shape[1]))
+        z = np.empty_like(eps)
+        for j in range(len(m.weights_)):
+            cov = m.covariances_[j]
+            factor = np.linalg.cholesky(cov + 1e-9 * np.trace(cov) * np.eye(len(cov)))
+            chosen = component == j
+            z[chosen] = m.means_[j] + eps[chosen] @ factor.T
+        return z.astype(np.float32)
 
     def log_density(self, z: np.ndarray) -> np.ndarray:
         return self.mixture_.score_samples(z)
@@ -50,10 +58,11 @@ def sample(model, n: int, train=None, density: str | None = None, n_components: 
     check_allocation(n * 4 * (model.config.input_size + model.config.latent_dim), f"n={n} samples", ConfigError)
     check_int("seed", seed, 0, 2**32 - 1)
     if isinstance(model, VariationalAutoencoder) and density is None:
-        return model.sample(n, generator=torch.Generator().manual_seed(seed)).cpu().numpy()
+        return model.sample(n, seed=seed)
     if train is None:
         raise ConfigError(f"a plain {model.config.kind!r} autoencoder has no prior: pass train= (its training data) "
-                         "so a density can be fitted to the codes")
+                         "so a density can be fitted to the codes, or use model.sample(n), which draws from the "
+                         "Gaussian ae.fit fitted to its training codes")
     z = LatentDensity(density or "gmm", n_components, seed).fit(codes(model, train)).sample(n)
     return np.asarray(model.decode(z))
 

@@ -47,13 +47,24 @@ def _reconstruction_terms(model, b):
     return sq, bce, unit
 
 
-def reconstruction(model, data, batch_size: int = 1024) -> dict:
-    """Per-example BCE (for data in [0, 1]), MSE per feature and PSNR of the deterministic reconstruction."""
+def is_image_data(model, data) -> bool:
+    """Images (C, H, W), or data scaled as pixels: where a peak signal-to-noise ratio means something."""
+    scaling = getattr(data, "scaling", None) or {}
+    return len(model.config.input_shape) == 3 or scaling.get("method") == "pixels"
+
+
+def reconstruction(model, data, batch_size: int = 1024, psnr: bool | None = None) -> dict:
+    """Per-example BCE (for data in [0, 1]), MSE per feature and, for images in [0, 1] (psnr=None:
+    is_image_data; a sensor table scaled to [0, 1] has no peak signal), the PSNR of the deterministic
+    reconstruction."""
     sq, bce, unit = apply(model, data, _reconstruction_terms, batch_size=batch_size, numpy=True, name="data")
     n, d = len(sq), model.config.input_size
-    out = {"mse_per_feature": float(sq.sum()) / (n * d), "sse_per_example": float(sq.sum()) / n}
+    out = {"examples": n, "mse_per_feature": float(sq.sum()) / (n * d), "sse_per_example": float(sq.sum()) / n}
+    if psnr is None:
+        psnr = is_image_data(model, data)
     if unit.all():
-        out["psnr_db"] = psnr_db(out["mse_per_feature"])
+        if psnr:
+            out["psnr_db"] = psnr_db(out["mse_per_feature"])
         if model.config.reconstruction == "bce":
             out["bce_nats_per_example"] = float(bce.sum()) / n
     return out
@@ -78,7 +89,7 @@ def denoising(model, data, noise: str | None = None, noise_level: float | None =
     n = len(sq_noisy) * model.config.input_size
     noisy_mse, rec_mse = float(sq_noisy.sum()) / n, float(sq_rec.sum()) / n
     return {
-        "noise": noise, "noise_level": level,
+        "examples": len(sq_noisy), "noise": noise, "noise_level": level,
         "noisy_mse_per_feature": noisy_mse, "denoised_mse_per_feature": rec_mse,
         "noisy_psnr_db": psnr_db(noisy_mse), "denoised_psnr_db": psnr_db(rec_mse),
         "psnr_gain_db": psnr_db(rec_mse) - psnr_db(noisy_mse),
@@ -255,6 +266,7 @@ def latent_metrics(model, data, labels=None, train=None, train_labels=None, k: i
            f"pca_{k_dim}": probe_accuracy(pca.transform(raw_tr), y_tr, pca.transform(raw_te), y_te)}
     out["retrieval_precision_at_k"] = retrieval_precision(z, y, k)
     out["retrieval_k"] = k
+    out["examples"], out["probe_train_examples"], out["probe_test_examples"] = len(z), len(y_tr), len(y_te)
     return out
 
 
@@ -294,17 +306,29 @@ def _quantized(z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, levels: int 
     return q / levels * span + lo
 
 
+def raw_dtype_of(data) -> np.dtype:
+    """The dtype the data came in: a Dataset's file (uint8 pixels, say), else the array's or tensor's own."""
+    recorded = (getattr(data, "info", None) or {}).get("raw_dtype")
+    if recorded:
+        return np.dtype(recorded)
+    x = getattr(data, "x", data)
+    if isinstance(x, torch.Tensor):
+        return torch.empty((), dtype=x.dtype).numpy().dtype
+    return np.dtype(getattr(x, "dtype", np.float32))
+
+
 def compression(model, data, raw_bytes_per_feature: float | None = None, seed: int = 0) -> dict:
-    """Bytes per example of the codes at float32, float16 and 8-bit, the ratio to the raw input, and the
+    """Bytes per example of the codes at float32, float16 and 8-bit, the ratio to the raw input (in the
+    dtype the data came in: raw_dtype_of), and the
     reconstruction MSE at each size, next to PCA with the same number of components and precision
     (fitted on at most MAX_PROBE_EXAMPLES rows). Reads the data twice, batch by batch."""
     from sklearn.decomposition import PCA
 
     n = as_array(data, "data").shape[0]
     d = model.config.input_size
+    raw_dtype = raw_dtype_of(data)
     if raw_bytes_per_feature is None:
-        scaling = getattr(data, "scaling", None) or {}
-        raw_bytes_per_feature = 1 if scaling.get("method") == "pixels" else 4
+        raw_bytes_per_feature = raw_dtype.itemsize
     k = model.config.latent_dim
     fit_rows = probe_rows(n, seed)
     pca = PCA(n_components=min(k, len(fit_rows), d), random_state=seed).fit(raw_rows(data, fit_rows))
@@ -329,7 +353,8 @@ def compression(model, data, raw_bytes_per_feature: float | None = None, seed: i
 
     sq = apply(model, data, errors, numpy=True, name="data")
     raw_bytes = raw_bytes_per_feature * d
-    out = {"raw_bytes_per_example": raw_bytes, "latent_dim": k}
+    out = {"examples": n, "pca_fit_examples": len(fit_rows), "raw_bytes_per_example": raw_bytes,
+           "raw_dtype": str(raw_dtype), "latent_dim": k}
     for i, (name, (bytes_per, _)) in enumerate(precisions.items()):
         out[name] = {"bytes_per_example": bytes_per * k, "ratio": raw_bytes / (bytes_per * k),
                      "mse_per_feature": float(sq[2 * i].sum()) / (n * d),

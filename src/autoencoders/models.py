@@ -79,6 +79,11 @@ class Autoencoder(nn.Module):
             self.log_sigma = nn.Parameter(torch.zeros(()))
         else:
             self.log_sigma = None
+        if not c.variational:
+            # A Gaussian fitted to the codes of the training data by ae.fit (fit_code_density), so that a
+            # plain autoencoder can sample too; a zero Cholesky factor means "not fitted yet".
+            self.register_buffer("code_mean", torch.zeros(c.latent_dim))
+            self.register_buffer("code_cholesky", torch.zeros(c.latent_dim, c.latent_dim))
 
     @property
     def device(self) -> torch.device:
@@ -174,6 +179,42 @@ class Autoencoder(nn.Module):
             terms["contractive"] = j
         return LossTerms(total, **terms)
 
+    # ----- sampling -----
+
+    def fit_code_density(self, codes: torch.Tensor) -> None:
+        """Fit the Gaussian that `sample` draws codes from: mean and covariance of `codes` (N, latent_dim).
+
+        A plain autoencoder has no prior; the lectures' remedy ("sample the region we guess is
+        the latent space") in its simplest form. generation.sample offers a Gaussian mixture.
+        """
+        z = codes.detach().to(torch.float64)
+        centred = z - z.mean(0)
+        cov = centred.T @ centred / max(1, len(z) - 1)
+        jitter = 1e-6 * float(cov.diagonal().mean().clamp(min=1e-12))
+        cholesky = torch.linalg.cholesky(cov + jitter * torch.eye(len(cov), dtype=cov.dtype, device=cov.device))
+        self.code_mean.copy_(z.mean(0).float())
+        self.code_cholesky.copy_(cholesky.float())
+
+    def sample(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> np.ndarray:
+        """n new examples (n, *input_shape) as a NumPy array, decoded in batches from codes drawn
+        (seeded by `seed` or `generator`) from the Gaussian fitted to the training codes by ae.fit."""
+        if not bool(self.code_cholesky.any()):
+            raise ConfigError(f"this {self.config.kind!r} model has no code density yet: it is fitted by ae.fit "
+                              "(or call fit_code_density(codes)); or use ae.generation.sample(model, n, train=x)")
+        eps = self._standard_normal(n, seed, generator)
+        return self._decode_samples(self.code_mean.cpu() + eps @ self.code_cholesky.cpu().T)
+
+    def _standard_normal(self, n: int, seed, generator) -> torch.Tensor:
+        check_int("n", n, 0, low_open=True)
+        check_allocation(n * 4 * (self.config.input_size + self.config.latent_dim), f"n={n} samples", ConfigError)
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
+        return torch.randn(n, self.config.latent_dim, generator=generator)  # no seed: torch's global generator
+
+    def _decode_samples(self, z: torch.Tensor) -> np.ndarray:
+        return inference.apply(self, z.to(self.device), lambda m, b: m.decoded(b), shape=(self.config.latent_dim,),
+                               name="z", numpy=True)
+
     # ----- initialisation from the training data -----
 
     def initialise_from_data(self, x: torch.Tensor) -> None:
@@ -251,12 +292,10 @@ class VariationalAutoencoder(Autoencoder):
         kl = q.kl().mean()
         return LossTerms(nll + c.beta * kl, reconstruction=nll, kl=kl)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n new examples decoded from the prior N(0, I), in batches."""
-        check_int("n", n, 0, low_open=True)
-        check_allocation(n * 4 * (self.config.input_size + self.config.latent_dim), f"n={n} samples", ConfigError)
-        z = torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        return inference.apply(self, z, lambda m, b: m.decoded(b), shape=(self.config.latent_dim,), name="z")
+    def sample(self, n: int, seed: int | None = None, generator: torch.Generator | None = None) -> np.ndarray:
+        """n new examples (n, *input_shape) as a NumPy array, decoded in batches from draws of the
+        prior N(0, I), seeded by `seed` or `generator`."""
+        return self._decode_samples(self._standard_normal(n, seed, generator))
 
 
 def _mean_and_logvar(model: VariationalAutoencoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

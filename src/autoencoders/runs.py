@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -151,18 +152,22 @@ def _model_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], torch
 
 def load_weights(model: Autoencoder, path: Path) -> None:
     """Copy the model's tensors of a weights file into model, refusing any name, shape, dtype or value mismatch."""
-    check_weights_file(model.config, path)
-    tensors = read_some_tensors(path, model.state_dict().keys())
+    tensors = read_some_tensors(path, check_weights_file(model.config, path))
     for name, t in tensors.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: tensor {name!r} holds NaN or infinite values; refusing these weights")
-    model.load_state_dict(tensors)
+    model.load_state_dict(tensors, strict=False)  # strict in effect: check_weights_file compared every name
 
 
-def check_weights_file(config: ModelConfig, path: Path) -> None:
-    """The weights file holds exactly the tensors of config's model (read from its header only)."""
+# Tensors a model has that older run folders may lack: the model keeps its defaults for them.
+OPTIONAL_TENSORS = ("code_mean", "code_cholesky")  # the plain autoencoder's code density (models.py)
+
+
+def check_weights_file(config: ModelConfig, path: Path) -> list[str]:
+    """The weights file holds exactly the tensors of config's model (read from its header only);
+    returns the names of the model's tensors it holds."""
     stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith(STATE_PREFIX)}
-    expected = _model_shapes(config)
+    expected = {k: v for k, v in _model_shapes(config).items() if k in stored or k not in OPTIONAL_TENSORS}
     missing, foreign = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or foreign:
         raise CheckpointError(f"{path} does not match the model in config.json: missing {missing[:5]}, unexpected {foreign[:5]}")
@@ -170,6 +175,7 @@ def check_weights_file(config: ModelConfig, path: Path) -> None:
         if stored[name][0] != shape or _DTYPES.get(stored[name][1]) != dtype:
             raise CheckpointError(f"{path}: tensor {name!r} has shape {stored[name][0]} {stored[name][1]}, "
                                   f"expected {shape} {dtype}")
+    return list(expected)
 
 
 _DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -202,6 +208,26 @@ def load(folder, device: str | None = None) -> Autoencoder:
     return model.eval()
 
 
+def record_segment(folder: Path, training: dict, command: str | None, started_at_epoch: int) -> None:
+    """Append a training segment (a fresh start or a resume) to config.json; `training` becomes the
+    run's current training options."""
+    folder = Path(folder)
+    config = read_config(folder)
+    segment = {"started": datetime.now().isoformat(timespec="seconds"), "command": command,
+               "training": training, "started_at_epoch": started_at_epoch}
+    segments = config.get("segments") if isinstance(config.get("segments"), list) else []
+    first = {} if segments else {"command": command}  # "command": the one that started the run
+    write_json(folder / CONFIG, {**config, **first, "training": training, "segments": [*segments, segment]})
+
+
+def finish_segment(folder: Path, epochs_reached: int) -> None:
+    """Record how many epochs (all stages) the run has when the current segment ends."""
+    config = read_config(folder)
+    segments = config.get("segments") or [{}]
+    segments[-1] = {**segments[-1], "epochs_reached": epochs_reached}
+    write_json(Path(folder) / CONFIG, {**config, "segments": segments})
+
+
 def write_metrics(folder: Path, metrics: dict) -> None:
     write_json(Path(folder) / METRICS, metrics)
 
@@ -220,7 +246,10 @@ class Run:
     data: dict = field(default_factory=dict)  # source, scaling, sizes, device, precision
     history: History = field(default_factory=History)
     metrics: dict = field(default_factory=dict)
-    command: str | None = None
+    command: str | None = None  # the command that started the run
+    # Every training segment (the first, then each resume): started, command, training options,
+    # started_at_epoch, epochs_reached.
+    segments: list[dict] = field(default_factory=list)
 
     @property
     def config(self) -> ModelConfig:
@@ -273,8 +302,11 @@ def load_run(folder, device: str | None = None) -> Run:
     command = config.get("command")
     if command is not None and not isinstance(command, str):
         raise CheckpointError(f"{folder / CONFIG}: field 'command' must be a string")
+    segments = config.get("segments", [])
+    if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
+        raise CheckpointError(f"{folder / CONFIG}: field 'segments' must be a list of mappings")
     return Run(folder, model, _section(config, "training", folder), data, read_history(folder),
-               read_metrics(folder), command)
+               read_metrics(folder), command, segments)
 
 
 def _section(config: dict, name: str, folder: Path) -> dict:
@@ -322,5 +354,6 @@ def load_with_scaling(name, options: dict, scaling: dict | None) -> Dataset:
         ds = datasets.load(name, scale="none", **options)
         ds.x = torch.from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
         ds.scaling = scaling
+        ds.source = {**ds.source, "options": options}  # the source as given: replayed, it gets this scaling again
         return ds
     return datasets.load(name, **options)

@@ -285,7 +285,7 @@ class Tour:
     def section_vae(self):
         self.vae = self.train("vae", latent_dim=16, hidden=(256, 64))
         vae2 = self.train("vae", latent_dim=2, hidden=(256, 64))
-        samples = self.vae.sample(32, generator=torch.Generator().manual_seed(self.seed)).cpu().numpy()
+        samples = self.vae.sample(32, seed=self.seed)
         pairs = [(0, 1), (2, 3), (4, 5)]
         paths = np.concatenate([interpolate(self.vae, self.x_test[i], self.x_test[j], steps=10) for i, j in pairs])
         grid, _ = latent_grid(vae2, n=15)

@@ -255,7 +255,7 @@ def make_dataset(raw, name: str, y=None, scale: str = "auto", images: bool = Fal
     labels = None if y is None else np.asarray(y)
     if labels is not None and len(labels) != raw.shape[0]:
         raise DataError(f"{name}: {len(labels)} labels for {raw.shape[0]} examples")
-    return Dataset(x, labels, name, scaling, dict(info or {}))
+    return Dataset(x, labels, name, scaling, {"raw_dtype": str(raw.dtype), **(info or {})})
 
 
 def release_pages(x) -> None:

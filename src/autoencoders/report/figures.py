@@ -11,34 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..images import as_images, grid, image_shape
+
+__all__ = ["image_grid", "image_rows", "image_shape", "log_scale", "loss_curves", "scatter", "side_by_side", "to_png"]
+
 
 def to_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-def image_shape(input_shape) -> tuple | None:
-    """How to show one example as an image: (H, W) or (H, W, 3), or None for non-image data."""
-    shape = tuple(input_shape)
-    if len(shape) == 3 and shape[0] in (1, 3):
-        return shape[1:] if shape[0] == 1 else (shape[1], shape[2], 3)
-    if len(shape) == 2:
-        return shape
-    if len(shape) == 1:
-        side = math.isqrt(shape[0])
-        if side * side == shape[0] and side >= 4:
-            return (side, side)
-    return None
-
-
-def as_images(x, input_shape) -> np.ndarray:
-    shape = image_shape(input_shape)
-    x = np.asarray(x, dtype=np.float32)
-    if len(shape) == 3:
-        return np.clip(x.reshape(len(x), 3, shape[0], shape[1]).transpose(0, 2, 3, 1), 0, 1)
-    return x.reshape(len(x), *shape)
 
 
 def image_rows(rows: list[tuple[str, np.ndarray]], input_shape, size: float = 0.9) -> bytes:
@@ -59,17 +41,21 @@ def image_rows(rows: list[tuple[str, np.ndarray]], input_shape, size: float = 0.
 
 
 def image_grid(xs: np.ndarray, input_shape, ncols: int, title: str | None = None, size: float = 0.6) -> bytes:
-    images = as_images(xs, input_shape)
-    nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)), squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if k < len(images):
-            ax.imshow(images[k], cmap="gray", vmin=0, vmax=1)
+    """images.grid drawn as a figure (with an optional title), size inches per image."""
+    canvas = grid(xs, input_shape, ncols)
+    nrows = math.ceil(len(xs) / ncols)
+    fig, ax = plt.subplots(figsize=(size * min(ncols, len(xs)), size * nrows + (0.4 if title else 0)))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+        ax.set_title(title, fontsize=10)
     return to_png(fig)
+
+
+def log_scale(values) -> bool:
+    """Positive values spanning a decade or more: on a linear axis, all but the first epochs look flat."""
+    values = [v for v in values if np.isfinite(v)]
+    return bool(values) and min(values) > 0 and max(values) >= 10 * min(values)
 
 
 def loss_curves(history: list[dict]) -> bytes:
@@ -79,6 +65,7 @@ def loss_curves(history: list[dict]) -> bytes:
     fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 2.8), squeeze=False)
     stages = list(dict.fromkeys(r["stage"] for r in history))
     for ax, term in zip(axes[0], terms):
+        seen = []
         for stage in stages:
             rows = [(i + 1, r) for i, r in enumerate(history) if r["stage"] == stage]
             xs = [i for i, _ in rows]
@@ -87,6 +74,9 @@ def loss_curves(history: list[dict]) -> bytes:
                 if not np.all(np.isnan(ys)):
                     label = f"{'train' if prefix == 'train_' else 'validation'}" + (f" ({stage})" if len(stages) > 1 else "")
                     ax.plot(xs, ys, style, label=label)
+                    seen += [y for y in ys if np.isfinite(y)]
+        if log_scale(seen):
+            ax.set_yscale("log")
         ax.set_title(term, fontsize=10)
         ax.set_xlabel("epoch")
     axes[0][0].legend(fontsize=7)
@@ -95,14 +85,19 @@ def loss_curves(history: list[dict]) -> bytes:
 
 
 def scatter(points: np.ndarray, colour=None, title: str = "", xlabel: str = "", ylabel: str = "",
-            categorical: bool = True, size: float = 4) -> bytes:
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+            categorical: bool = True, size: float = 4, class_names: list[str] | None = None) -> bytes:
+    """2-D points, coloured by class (a legend of the classes present, by name when given) or by a value."""
+    fig, ax = plt.subplots(figsize=(5.2 if categorical and colour is not None else 4.6, 4))
     if colour is None:
         ax.scatter(points[:, 0], points[:, 1], s=size, alpha=0.7)
     elif categorical:
-        sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab10", s=size, alpha=0.8,
-                        vmin=-0.5, vmax=9.5)
-        fig.colorbar(sc, ax=ax, ticks=range(10), fraction=0.046)
+        colour = np.asarray(colour)
+        palette = plt.get_cmap("tab10" if len(np.unique(colour)) <= 10 else "tab20")
+        for i, c in enumerate(np.unique(colour)):
+            name = class_names[c] if class_names is not None and 0 <= c < len(class_names) else str(c)
+            mask = colour == c
+            ax.scatter(points[mask, 0], points[mask, 1], s=size, alpha=0.8, color=palette(i % palette.N), label=name)
+        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     else:
         sc = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="viridis", s=size)
         fig.colorbar(sc, ax=ax, fraction=0.046)

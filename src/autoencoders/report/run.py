@@ -1,4 +1,9 @@
-"""report.html for one run folder: loss curves, reconstructions, latent space, samples, metrics, command."""
+"""report.html for one run folder: configuration and training segments, loss curves,
+reconstructions, latent space, samples, the metrics that apply, the command.
+
+Figures and metrics use a seeded, class-stratified random subset of the data (never the first
+rows: many datasets are sorted by class), and say how many examples they show.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,18 @@ import numpy as np
 import torch
 
 from .. import datasets
+from ..corruption import corrupt
 from ..errors import AutoencodersError
 from ..evaluate import evaluate
-from ..metrics import latent_2d
+from ..images import image_shape
+from ..kinds import get_kind
+from ..metrics import latent_2d, probe_rows
 from ..models import VariationalAutoencoder
 from ..runs import REPORT, Run, load_run
-from .figures import image_grid, image_rows, image_shape, loss_curves, scatter, side_by_side
+from .figures import image_grid, image_rows, loss_curves, scatter, side_by_side
 from .html import Page, Section, table
+
+SUBSET = 2000  # examples behind the report's figures and metrics
 
 
 def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -30,75 +40,145 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return rows
 
 
-def run_data(run: Run, limit: int = 2000):
-    """Up to `limit` rows (a seeded random subset, in order) of the run's recorded data, or None."""
+def subset(ds, limit: int = SUBSET, seed: int = 0):
+    """At most `limit` examples of ds: a seeded random subset, stratified by class when ds has labels."""
+    if len(ds) <= limit:
+        return ds
+    y = None if ds.y is None else np.asarray(ds.y)
+    if y is not None and np.issubdtype(y.dtype, np.integer) and np.bincount(y - y.min()).min() >= 2:
+        from sklearn.model_selection import train_test_split
+
+        rows, _ = train_test_split(np.arange(len(ds)), train_size=limit, stratify=y, random_state=seed)
+        rows = np.sort(rows)
+    else:
+        rows = probe_rows(len(ds), seed, limit)
+    return datasets.Dataset(ds.x[rows], None if y is None else y[rows], ds.name, ds.scaling, ds.info)
+
+
+def run_data(run: Run):
+    """The run's recorded data, or None when it was trained from arrays or the data moved since."""
     try:
-        ds = run.dataset()
-    except (AutoencodersError, OSError):  # trained from arrays, or the data moved since: no data figures
+        return run.dataset()
+    except (AutoencodersError, OSError):
         return None
-    if len(ds) > limit:
-        rows = np.random.default_rng(0).choice(len(ds), limit, replace=False)
-        rows.sort()
-        ds = datasets.Dataset(ds.x[rows], None if ds.y is None else ds.y[rows], ds.name, ds.scaling, ds.info)
-    return ds
 
 
 def write_report(folder, data=None) -> Path:
     """Write folder/report.html for a run; `data` (a Dataset) overrides the recorded source."""
     run = load_run(folder)
-    model, history, metrics = run.model, run.history, run.metrics
+    model = run.model
     data = data if data is not None else run_data(run)
     page = Page(f"autoencoders run: {model.config.kind} ({run.folder.name})",
                 intro=f"{model.config.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                       f"input {model.config.input_shape}, latent_dim {model.config.latent_dim}.")
-    options = {k: v for k, v in model.config.to_json().items() if k not in ("extra",)}
-    page.sections.append(Section("Configuration", tables=[
-        table([[k, json.dumps(v)] for k, v in options.items()], ["option", "value"]),
-        table([[k, json.dumps(v)] for k, v in run.training.items()], ["training option", "value"]),
-    ]))
-    if history:
+    page.sections += _configuration(run)
+    if run.history:
         page.sections.append(Section("Loss curves", "Every loss term per epoch, train (solid) and validation (dashed); "
-                                     "per example, as in history.csv.", [("loss curves", loss_curves(history))]))
-    if metrics:
-        rows = [[k, v] for k, v in flatten({"validation": metrics.get("validation", {}), "train": metrics.get("train", {})})]
-        units = metrics.get("units", {})
+                                     "per example, as in history.csv (a log scale when a term spans a decade "
+                                     "or more).", [("loss curves", loss_curves(run.history))]))
+    if run.metrics:
+        rows = [[k, v] for k, v in flatten({"validation": run.metrics.get("validation", {}),
+                                             "train": run.metrics.get("train", {})})]
+        units = run.metrics.get("units", {})
         page.sections.append(Section("Final loss terms", "metrics.json: " + "; ".join(f"{k}: {v}" for k, v in units.items()),
                                      tables=[table(rows, ["term", "value"])]))
     if data is not None:
-        page.sections += _data_sections(model, data)
-    if isinstance(model, VariationalAutoencoder) and image_shape(model.config.input_shape) is not None:
-        samples = model.sample(32, generator=torch.Generator().manual_seed(0)).cpu().numpy()
-        page.sections.append(Section("Samples from the prior", "Decoded draws z ~ N(0, I).",
-                                     [("samples", image_grid(samples, model.config.input_shape, ncols=16))]))
+        page.sections += _data_sections(model, subset(data))
+    samples = _samples(model)
+    if samples is not None:
+        page.sections.append(samples)
     page.footer = f"Produced by: {run.command}" if run.command else f"Run folder: {run.folder}"
     return page.write(run.folder / REPORT)
 
 
+def _configuration(run: Run) -> list[Section]:
+    """The options of this kind (not every field of every kind) and every training segment."""
+    config = run.model.config.to_json()
+    off = run.model.config.inactive_options()
+    shown = [k for k in ["input_shape", *get_kind(config["kind"]).options, "seed"] if k not in off]
+    tables = [table([[k, json.dumps(config[k])] for k in shown if k in config], ["option", "value"])]
+    segments = run.segments or [{"command": run.command, "training": run.training}]
+    rows = []
+    for i, seg in enumerate(segments, 1):
+        training = seg.get("training") or {}
+        rows.append([i, seg.get("started", ""), seg.get("epochs_reached", ""), training.get("epochs", ""),
+                     training.get("batch_size", ""), training.get("lr", ""), seg.get("command") or ""])
+    tables.append(table(rows, ["segment", "started", "epochs reached", "epochs asked", "batch size", "lr", "command"]))
+    return [Section("Configuration", "The kind's options; then each training segment (the first run and every "
+                    "resume) with its command and the epochs the run had reached when it ended.", tables=tables)]
+
+
+def _class_names(data) -> list[str] | None:
+    classes = (data.info or {}).get("classes")
+    return [str(c) for c in classes] if classes else None
+
+
+def _one_per_class(y, count: int, seed: int = 0) -> np.ndarray:
+    """Up to `count` rows spread over the classes: one of each class in turn, seeded."""
+    rng = np.random.default_rng(seed)
+    per_class = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
+    picked = [rows[i] for i in range(count) for rows in per_class if i < len(rows)]
+    return np.asarray(picked[:count])
+
+
 def _data_sections(model, data) -> list[Section]:
-    """Reconstructions, the latent space and ae.evaluate on up to 2,000 examples of data."""
+    """Reconstructions across classes, the latent space coloured by class, and the metrics that apply."""
     shape = model.config.input_shape
-    x = np.asarray(data.x[: min(len(data), 2000)], dtype=np.float32)
-    y = None if data.y is None else np.asarray(data.y)[: len(x)]
-    recon = np.asarray(model.reconstruct(x[:12]))
+    x = np.asarray(data.x, dtype=np.float32)
+    y = None if data.y is None else np.asarray(data.y)
+    labelled = y is not None and np.issubdtype(y.dtype, np.integer)
     sections = []
     if image_shape(shape) is not None:
-        fig = image_rows([("input", x[:12]), ("reconstruction", recon)], shape)
+        rows = _one_per_class(y, min(12, len(x))) if labelled else np.arange(min(12, len(x)))
+        sections.append(Section("Reconstructions", f"{len(rows)} examples of {data.name}"
+                                + (" across its classes" if labelled else "") + ": input, "
+                                + ("the corrupted input the model was trained to clean, " if model.config.noise else "")
+                                + "reconstruction (deterministic: the posterior mean for a VAE).",
+                                [("reconstructions", image_rows(_reconstruction_rows(model, x[rows]), shape))]))
     elif shape == (2,):
         full = np.asarray(model.reconstruct(x))
         fig = side_by_side([("data", lambda ax: ax.scatter(x[:, 0], x[:, 1], s=3)),
                             ("reconstruction", lambda ax: ax.scatter(full[:, 0], full[:, 1], s=3, c="C1"))])
-    else:
-        fig = None
-    if fig is not None:
-        sections.append(Section("Reconstructions", f"Examples of {data.name} and their reconstructions "
-                                "(deterministic: the posterior mean for a VAE).", [("reconstructions", fig)]))
+        sections.append(Section("Reconstructions", f"{len(x)} points and their reconstructions.",
+                                [("reconstructions", fig)]))
     view, how = latent_2d(model, x)
-    categorical = y is not None and np.issubdtype(y.dtype, np.integer)
-    sections.append(Section("Latent space", f"{how} of {len(x)} examples" + (", coloured by label." if y is not None else "."),
-                            [("latent space", scatter(view, y, how, categorical=categorical))]))
-    report = evaluate(model, data if len(data) <= 2000 else x, labels=y, log_likelihood_samples=100,
+    names = _class_names(data) if labelled else None
+    sections.append(Section("Latent space", f"{how} of {len(x)} examples" + (", coloured by class." if labelled else "."),
+                            [("latent space", scatter(view, y if labelled else None, how, categorical=labelled,
+                                                      class_names=names))]))
+    variational = isinstance(model, VariationalAutoencoder)
+    report = evaluate(model, data, labels=y if labelled else None, log_likelihood_samples=100 if variational else 0,
                       log_likelihood_examples=300, jacobian_examples=200, compression_sizes=False)
-    sections.append(Section("Metrics", "ae.evaluate on up to 2,000 examples of the data (log-likelihood: "
-                            "K=100 on 300 examples); units in the names.",
-                            tables=[table([[k, v] for k, v in flatten(report)], ["metric", "value"])]))
+    caption = f"ae.evaluate on {len(x)} examples of {data.name} (a seeded, class-stratified subset); units in the names"
+    if variational:
+        caption += "; the importance-sampled log-likelihood uses K=100 samples on the first 300 of them"
+    sections.append(Section("Metrics", caption + ".", tables=[table([[k, v] for k, v in flatten(report)],
+                                                                    ["metric", "value"])]))
     return sections
+
+
+def _reconstruction_rows(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """input, (corrupted input,) reconstruction of the input the model would see in training."""
+    rows = [("input", x)]
+    if model.config.noise is not None and model.config.noise_level > 0:
+        with torch.random.fork_rng(devices=[]):  # the same corruption every time the report is written
+            torch.manual_seed(0)
+            x = corrupt(torch.from_numpy(x), model.config.noise, model.config.noise_level).numpy()
+        rows.append(("corrupted", x))
+    rows.append(("reconstruction", np.asarray(model.reconstruct(x))))
+    return rows
+
+
+def _samples(model) -> Section | None:
+    """New examples: a VAE's prior, or the Gaussian ae.fit fitted to a plain autoencoder's codes."""
+    shape = model.config.input_shape
+    if image_shape(shape) is None:
+        return None
+    variational = isinstance(model, VariationalAutoencoder)
+    if not variational and not bool(model.code_cholesky.any()):
+        return None
+    samples = model.sample(32, seed=0)
+    source = "draws z ~ N(0, I) from the prior" if variational else \
+        "codes drawn from the Gaussian fitted to the training codes (the model has no prior)"
+    title = "Samples from the prior" if variational else "Samples from the codes' Gaussian"
+    return Section(title, f"32 decoded {source}.", [("samples", image_grid(samples, shape, ncols=16))])

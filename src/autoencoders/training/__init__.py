@@ -2,8 +2,8 @@
 training state (state.py), options (options.py), mixed precision and data parallelism."""
 
 from ..runs import History
-from .fit import fit
+from .fit import fit, resume
 from .loop import evaluate_loss
-from .options import LR_SCHEDULES, FitOptions, learning_rate, resolve_device
+from .options import LR_SCHEDULES, FitOptions, TrainingWarning, learning_rate, resolve_device
 
-__all__ = ["LR_SCHEDULES", "FitOptions", "History", "evaluate_loss", "fit", "learning_rate", "resolve_device"]
+__all__ = ["LR_SCHEDULES", "FitOptions", "History", "TrainingWarning", "evaluate_loss", "fit", "learning_rate", "resolve_device", "resume"]

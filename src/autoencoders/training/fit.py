@@ -6,22 +6,24 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 
 from .. import runs
 from ..errors import CheckpointError, DataError
+from ..inference import apply
+from ..kinds import model_from_config
 from ..validation import as_array, check_data, take
 from . import distributed
 from .folder import inspect, writing
 from .loop import Trainer, TrainingData, evaluate_loss, plan, split
-from .options import FitOptions, resolve_device
+from .options import FitOptions, resolve_device, threads_for, torch_threads
 from .precision import resolve as resolve_precision
-from .state import TrainingState
+from .state import TrainingState, commit_epoch
 
-_INIT_ROWS = 10000  # rows the decoder's output bias is initialised from (PCA uses all training rows)
+_INIT_ROWS = 10000  # rows the output bias and the code density are fitted on (PCA uses all training rows)
 
 
 def fit(
@@ -29,8 +31,8 @@ def fit(
     x,
     x_val=None,
     *,
-    epochs: int = 10,
-    batch_size: int = 128,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     seed: int = 0,
     out=None,
@@ -43,6 +45,7 @@ def fit(
     precision: str = "auto",
     lr_schedule: str = "constant",
     device=None,
+    n_threads: int | None = None,
     verbose: int = 1,
     command: str | None = None,
     callback: Callable | None = None,
@@ -57,14 +60,18 @@ def fit(
     History (one row per epoch of every stage). `command` is recorded in config.json.
     `callback(row, model)` is called after every epoch with its History row; returning
     True stops training there (the run folder is complete, as after the last epoch).
+    epochs / batch_size None: decided from the number of training rows (at least 1,000
+    optimizer steps; training/options.py), and recorded. n_threads None: torch threads
+    chosen by threads_for (1 for small models or a busy machine).
 
     Started by torchrun (WORLD_SIZE > 1), every process runs this with the same
     arguments: the model trains in DistributedDataParallel, each rank on its slice
     of every global batch of `batch_size` rows, and only rank 0 writes `out`.
     """
     opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay,
-                      precision, lr_schedule).validate()
+                      precision, lr_schedule, n_threads).validate()
     data = _training_data(model.config, x, x_val, opts)
+    opts = opts.resolved(len(data.train_rows))
     dist, dev = distributed.context(resolve_device(device))
     folder = Path(out) if out is not None else None
     scaling = getattr(x, "scaling", None)
@@ -77,8 +84,9 @@ def fit(
         dist.barrier()  # every rank has checked the run folder before rank 0 changes it
         if dest is not None and dest.state is not None:
             runs.load_weights(model, dest.write_to / runs.WEIGHTS)
-        history, trained_on, seconds = _train(model, data, opts, dest, dist, dev, callback, command, x,
-                                              verbose if dist.main else 0, writes)
+        with torch_threads(threads_for(model, opts.batch_size, opts.n_threads)):
+            history, trained_on, seconds = _train(model, data, opts, dest, dist, dev, callback, command, x,
+                                                  verbose if dist.main else 0, writes)
         if writes:
             runs.write_metrics(dest.write_to, _final_metrics(model, trained_on, seconds))
     dist.barrier()  # the other ranks return once rank 0 has written the run folder
@@ -99,11 +107,31 @@ def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, wr
             rows = data.train_rows if model.config.init == "pca" else data.train_rows[:_INIT_ROWS]
             model.initialise_from_data(take(data.data, rows))
             if writes:
-                _start_folder(dest.write_to, model, opts, x, data, dev, used_precision, dist.world, command)
+                _start_folder(dest.write_to, model, opts, x, data, dev, used_precision, dist.world)
+        if writes:
+            runs.record_segment(dest.write_to, asdict(opts), command, len(history))
         trainer = Trainer(model, data.resident(dev), opts, shuffle, dev, dist, used_precision, callback,
                           dest.write_to if writes else None, history, verbose)
         trainer.run(plan(model, opts.epochs), state)
+    if not model.config.variational:  # the Gaussian plain autoencoders sample from (model.sample)
+        rows = trainer.data.train_rows[:_INIT_ROWS]
+        model.fit_code_density(apply(model, trainer.data.data, lambda m, b: m.code(b), rows=rows, numpy=False))
+        if writes:
+            commit_epoch(dest.write_to, model, history, trainer.last_state or state)
+    if writes:
+        runs.finish_segment(dest.write_to, len(history))
     return history, trainer.data, time.perf_counter() - started
+
+
+def resume(folder, x=None, **fit_options) -> runs.Run:
+    """Continue the run in `folder` (e.g. with more epochs): the model comes from the run, the data
+    from its recorded source (or x), and every fit option not given here from its last segment.
+    Returns the Run as it is afterwards."""
+    run = runs.load_run(folder)
+    recorded = {k: v for k, v in run.training.items() if k in {f.name for f in fields(FitOptions)}}
+    fit(model_from_config(run.config), x if x is not None else run.dataset(), out=folder, resume=True,
+        **{"verbose": 0, **recorded, **fit_options})
+    return runs.load_run(folder)
 
 
 def _training_data(config, x, x_val, opts: FitOptions) -> TrainingData:
@@ -136,17 +164,16 @@ def _seed(seed: int, state: TrainingState | None, dev: torch.device) -> torch.Ge
     return shuffle
 
 
-def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, dev, precision: str, world: int,
-                  command: str | None) -> None:
-    """A fresh run: config.json only. The weights appear with the first committed epoch, so a run
-    stopped before it never looks trained."""
+def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, dev, precision: str,
+                  world: int) -> None:
+    """A fresh run: config.json only (record_segment adds the command and options). The weights
+    appear with the first committed epoch, so a run stopped before it never looks trained."""
     for stale in (runs.WEIGHTS, runs.METRICS, runs.HISTORY):
         (folder / stale).unlink(missing_ok=True)
     runs.write_config(folder, model, training=asdict(opts),
-                   data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
-                         "n_train": len(data.train_rows), "n_val": len(data.val_rows), "device": str(dev),
-                         "precision": precision, "processes": world},
-                   command=command)
+                      data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
+                            "n_train": len(data.train_rows), "n_val": len(data.val_rows), "device": str(dev),
+                            "precision": precision, "processes": world})
 
 
 def _final_metrics(model, data: TrainingData, seconds: float) -> dict:

@@ -223,6 +223,7 @@ class Trainer:
         self.model, self.data, self.opts, self.shuffle, self.device = model, data, opts, shuffle, device
         self.dist, self.precision, self.callback = dist, precision, callback
         self.folder, self.history, self.verbose = folder, history, verbose
+        self.last_state: TrainingState | None = None  # of the last epoch trained here
 
     def run(self, stages: list[Stage], state: TrainingState | None) -> None:
         """Every stage in turn; a resumed run skips the stages (and epochs) it has finished."""
@@ -259,10 +260,11 @@ class Trainer:
                     if done and stopping.best is not None:
                         self.model.load_state_dict(stopping.best)  # early stopping keeps the best validation weights
                 last_good = _snapshot(self.model)
+                self.last_state = TrainingState(index, stage.name, epoch, done, stopped_early, stopping.best_val,
+                                                stopping.bad_epochs, list(self.history), optimizer.state_dict(),
+                                                self._rng_states(), stopping.best)
                 if self.folder is not None:
-                    commit_epoch(self.folder, self.model, self.history, TrainingState(
-                        index, stage.name, epoch, done, stopped_early, stopping.best_val, stopping.bad_epochs,
-                        list(self.history), optimizer.state_dict(), self._rng_states(), stopping.best))
+                    commit_epoch(self.folder, self.model, self.history, self.last_state)
                 if done:
                     break
         return stop_run
