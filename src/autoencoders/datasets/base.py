@@ -13,7 +13,15 @@ import torch
 
 from ..errors import DataError, suggest
 
-SCALES = ("auto", "pixels", "standard", "minmax", "none")
+SCALES = ("auto", "pixels", "standard", "minmax", "robust", "rownorm", "none")
+# "robust": per feature, (x - median) / spread, where spread is the standard deviation of the values
+# winsorised to their [5, 95] percentiles, so that a few extreme rows (the anomalies a detector looks for)
+# neither set the scale nor squash the bulk; beyond TAIL spreads a value grows logarithmically,
+# TAIL + log(1 + |z| - TAIL), keeping its order while one heavy-tailed feature cannot dominate every
+# distance. Invariant to a per-feature affine change of units (README, "Anomaly detection on your tables").
+WINSOR_PERCENT = 5.0
+TAIL = 3.0
+ROBUST_FIT_ROWS = 100_000  # the median and percentiles are taken on at most this many evenly spaced rows
 CHUNK = 1 << 22  # values per chunk when a large (memory-mapped) array is scanned
 
 
@@ -70,10 +78,9 @@ class MappedArray:
     trains with bounded memory; the stored dtype (e.g. uint8 pixels) stays on disk.
     """
 
-    def __init__(self, data: np.ndarray, shape: tuple[int, ...], shift=0.0, factor=1.0):
+    def __init__(self, data: np.ndarray, shape: tuple[int, ...], scaling: dict | None = None):
         self.data, self.shape = data, (data.shape[0], *shape)
-        self.shift = np.asarray(shift, dtype=np.float64).reshape(-1) if np.ndim(shift) else np.float64(shift)
-        self.factor = np.asarray(factor, dtype=np.float64).reshape(-1) if np.ndim(factor) else np.float64(factor)
+        self.scaling = scaling or {"method": "none"}
         self.dtype = np.dtype(np.float32)
         self.ndim = len(self.shape)
 
@@ -81,11 +88,10 @@ class MappedArray:
         return self.shape[0]
 
     def __getitem__(self, rows) -> np.ndarray:
-        raw = np.asarray(self.data[rows], dtype=np.float64)  # scaled before the cast (see apply_scaling)
+        raw = np.asarray(self.data[rows])
         n = raw.shape[0] if raw.ndim == self.data.ndim else None  # several rows, or a single one
-        flat = raw.reshape(n if n is not None else 1, -1)
-        with np.errstate(over="ignore"):
-            flat = ((flat - self.shift) * self.factor).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            flat = scaled(raw.reshape(n if n is not None else 1, -1), self.scaling).astype(np.float32)
         return flat.reshape((n, *self.shape[1:]) if n is not None else self.shape[1:])
 
     def __array__(self, dtype=None, copy=None):
@@ -109,6 +115,10 @@ class Dataset:
     scaling: dict = field(default_factory=lambda: {"method": "none"})
     info: dict = field(default_factory=dict)  # source-specific facts: classes, split, held-out range, files
     source: dict | None = None  # how to load it again: {"name": name or path, "options": {...}} (set by load)
+    # Tables only: the identifier and timestamp columns (a pandas DataFrame, row-aligned with x), carried
+    # through to every output; and the names of the model's input features, in order.
+    ids: object = None
+    feature_names: list | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -133,15 +143,52 @@ class Dataset:
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def compress_tails(z: np.ndarray, tail: float) -> np.ndarray:
+    """|z| beyond `tail` grows logarithmically: sign(z) (tail + log(1 + |z| - tail)); order kept."""
+    a = np.abs(z)
+    return np.where(a > tail, np.sign(z) * (tail + np.log1p(np.maximum(a - tail, 0.0))), z)
+
+
+def expand_tails(z: np.ndarray, tail: float) -> np.ndarray:
+    """The inverse of compress_tails."""
+    a = np.abs(z)
+    return np.where(a > tail, np.sign(z) * (tail + np.expm1(np.maximum(a - tail, 0.0))), z)
+
+
+def scaled(flat: np.ndarray, scaling: dict) -> np.ndarray:
+    """(N, D) raw rows scaled as recorded, in float64 (the one place each scaling's formula is written)."""
+    flat = np.asarray(flat, dtype=np.float64)
+    method = scaling["method"]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if method == "rownorm":
+            # Each row divided by its L2 norm, times sqrt(D): the pattern of a row, not its total intensity
+            # (pixels, counts, bag-of-words); a zero row stays zero.
+            norm = np.linalg.norm(flat, axis=1, keepdims=True)
+            return flat / np.where(norm > 0, norm, 1.0) * math.sqrt(flat.shape[1])
+        shift, factor = _affine(scaling)
+        out = (flat - shift) * factor
+        return compress_tails(out, scaling["tail"]) if method == "robust" else out
+
+
+def unscaled(flat: np.ndarray, scaling: dict) -> np.ndarray:
+    """(N, D) scaled rows back in the data's own units (float64). 'rownorm' forgets each row's norm:
+    its rows stay in scaled units."""
+    flat = np.asarray(flat, dtype=np.float64)
+    if scaling["method"] == "rownorm":
+        return flat
+    if scaling["method"] == "robust":
+        flat = expand_tails(flat, scaling["tail"])
+    shift, factor = _affine(scaling)
+    return flat / factor + shift
+
+
 def apply_scaling(raw: np.ndarray, scaling: dict) -> np.ndarray:
     """raw scaled as recorded, as float32. Computed in float64, so that values beyond float32's
     range are scaled before they are cast; a result that float32 cannot hold is refused."""
-    shift, factor = _affine(scaling)
-    flat = raw.reshape(raw.shape[0], -1).astype(np.float64)
+    result = scaled(raw.reshape(raw.shape[0], -1), scaling).reshape(raw.shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = ((flat - shift) * factor).reshape(raw.shape)
-        out = scaled.astype(np.float32)
-    if not np.isfinite(out).all() and np.isfinite(scaled).all():
+        out = result.astype(np.float32)
+    if not np.isfinite(out).all() and np.isfinite(result).all():
         raise DataError(f"values beyond float32's range (|x| > {FLOAT32_MAX:.3g}) after scaling "
                         f"{scaling['method']!r}: rescale them (scale='standard' or 'minmax')")
     return out
@@ -151,7 +198,8 @@ def validate_scaling(scaling, n_features: int) -> dict:
     """A recorded scaling, checked: a known method, finite parameters of the right length, no zero span."""
     if not isinstance(scaling, dict) or scaling.get("method") not in SCALES or scaling["method"] == "auto":
         raise DataError(f"scaling must be a mapping with a method in {SCALES[1:]}, got {scaling!r}")
-    fields = {"pixels": ("max",), "standard": ("mean", "std"), "minmax": ("min", "max"), "none": ()}[scaling["method"]]
+    fields = {"pixels": ("max",), "standard": ("mean", "std"), "minmax": ("min", "max"), "robust": ("center", "scale", "tail"),
+              "rownorm": (), "none": ()}[scaling["method"]]
     for name in fields:
         try:
             values = np.asarray(scaling.get(name), dtype=np.float64).reshape(-1)
@@ -159,7 +207,7 @@ def validate_scaling(scaling, n_features: int) -> dict:
             raise DataError(f"scaling {name!r} must hold numbers, got {scaling.get(name)!r}") from None
         if len(values) not in (1, n_features) or not np.isfinite(values).all():
             raise DataError(f"scaling {name!r} must be 1 or {n_features} finite numbers, got {len(values)} values")
-        if (name in ("std", "max") and scaling["method"] != "minmax") and not (values > 0).all():
+        if (name in ("std", "scale", "tail") or name == "max" and scaling["method"] != "minmax") and not (values > 0).all():
             raise DataError(f"scaling {name!r} must be > 0 (it divides the data)")
     if scaling["method"] == "minmax" and not (np.asarray(scaling["max"]) >= np.asarray(scaling["min"])).all():
         raise DataError("scaling 'max' must be >= 'min' for every feature")
@@ -169,7 +217,7 @@ def validate_scaling(scaling, n_features: int) -> dict:
 def _affine(scaling: dict) -> tuple:
     """(shift, factor) with scaled = (raw - shift) * factor, per feature or global."""
     method = scaling["method"]
-    if method == "none":
+    if method in ("none", "rownorm"):
         return np.float64(0), np.float64(1)
     if method == "pixels":
         return np.float64(0), np.float64(1.0 / scaling["max"])
@@ -179,6 +227,8 @@ def _affine(scaling: dict) -> tuple:
         lo, hi = np.asarray(scaling["min"], np.float64), np.asarray(scaling["max"], np.float64)
         span = np.where(hi > lo, hi - lo, 1.0)  # constant columns map to 0
         return lo, 1.0 / span
+    if method == "robust":
+        return np.asarray(scaling["center"], np.float64), 1.0 / np.asarray(scaling["scale"], np.float64)
     raise DataError(f"unknown scaling method {method!r} in {scaling}")
 
 
@@ -202,14 +252,41 @@ def _column_stats(raw) -> dict:
     return {"min": lo, "max": hi, "mean": mean, "std": std}
 
 
-def choose_scaling(raw, scale: str, images: bool) -> dict:
-    """The scaling of `scale` ('auto': pixels for images, minmax for tables), fitted on raw."""
+def _robust_stats(raw) -> dict:
+    """Per-feature median and winsorised spread (see SCALES), on at most ROBUST_FIT_ROWS evenly spaced rows."""
+    n = raw.shape[0]
+    rows = np.linspace(0, n - 1, ROBUST_FIT_ROWS).astype(np.int64) if n > ROBUST_FIT_ROWS else slice(None)
+    x = np.asarray(raw[rows], dtype=np.float64).reshape(-1, math.prod(raw.shape[1:]))
+    release_pages(raw)
+    low, center, high = np.percentile(x, [WINSOR_PERCENT, 50, 100 - WINSOR_PERCENT], axis=0)
+    spread = np.clip(x, low, high).std(0)
+    tiny = 1e-12 * np.maximum(1.0, np.abs(center))
+    spread = np.where(spread > tiny, spread, x.std(0))  # constant on 90% of its rows: the plain std
+    spread = np.where(spread > tiny, spread, 1.0)  # a constant feature: unit scale
+    return {"method": "robust", "center": center.tolist(), "scale": spread.tolist(), "tail": TAIL}
+
+
+def is_profile_data(raw) -> bool:
+    """Pixels, counts or bag-of-words: non-negative, at least 32 features, at least a quarter of the
+    entries exactly 0. For such rows the pattern matters more than each feature's own scale."""
+    d = math.prod(raw.shape[1:])
+    if d < 32:
+        return False
+    rows = np.asarray(raw[: min(raw.shape[0], 10_000)], dtype=np.float64).reshape(-1, d)
+    return bool((rows >= 0).all()) and float(np.mean(rows == 0)) >= 0.25
+
+
+def choose_scaling(raw, scale: str, images: bool, table: bool = False) -> dict:
+    """The scaling of `scale` fitted on raw. 'auto': pixels for images, robust for tables (CSV, Parquet,
+    DataFrames), minmax for other arrays."""
     if scale not in SCALES:
         raise DataError(f"scale={scale!r} is not one of {', '.join(map(repr, SCALES))}{suggest(scale, SCALES)}")
     if scale == "auto":
-        scale = "pixels" if images else "minmax"
-    if scale == "none":
-        return {"method": "none"}
+        scale = "pixels" if images else "robust" if table else "minmax"
+    if scale in ("none", "rownorm"):
+        return {"method": scale}
+    if scale == "robust":
+        return _robust_stats(raw)
     if scale == "pixels":
         # Integer images are scaled by their type's maximum (255 for 8-bit); float images by 1.
         dtype = np.asarray(raw[:1]).dtype
@@ -239,17 +316,17 @@ def check_finite(raw: np.ndarray, where: str, drop_nan: bool):
 
 
 def make_dataset(raw, name: str, y=None, scale: str = "auto", images: bool = False, info=None, memmap: bool = False,
-                 input_shape=None) -> Dataset:
-    """Scale raw (N, ...) numbers into a Dataset; memory-mapped raw stays on disk."""
+                 input_shape=None, table: bool = False) -> Dataset:
+    """Scale raw (N, ...) numbers into a Dataset; memory-mapped raw stays on disk. table: the rows of a
+    table (its 'auto' scaling is robust)."""
     if raw.shape[0] == 0:
         raise DataError(f"{name}: no examples (empty)")
     shape = tuple(input_shape) if input_shape is not None else tuple(raw.shape[1:])
     if math.prod(shape) != math.prod(raw.shape[1:]):
         raise DataError(f"{name}: input_shape {shape} does not hold examples of shape {tuple(raw.shape[1:])}")
-    scaling = choose_scaling(raw, scale, images)
+    scaling = choose_scaling(raw, scale, images, table)
     if memmap:
-        shift, factor = _affine(scaling)
-        x = MappedArray(raw, shape, shift, factor)
+        x = MappedArray(raw, shape, scaling)
     else:
         x = torch.from_numpy(apply_scaling(np.asarray(raw), scaling).reshape(-1, *shape))
     labels = None if y is None else np.asarray(y)
