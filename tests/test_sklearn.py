@@ -142,7 +142,10 @@ def test_detector_in_a_pipeline(digits):
     from sklearn.preprocessing import Normalizer
 
     x = digits[0].astype(np.float64)
-    pipe = make_pipeline(Normalizer(), AutoencoderOutlierDetector(latent_dim=4, epochs=3, random_state=0)).fit(x)
+    # A model-only score: the training rows' scores are then exactly what decision_function gives them
+    # (the default "combined" score leaves each training row out of its own neighbours; test_detection.py).
+    pipe = make_pipeline(Normalizer(), AutoencoderOutlierDetector(latent_dim=4, epochs=3, random_state=0,
+                                                                  anomaly_score="squared_error")).fit(x)
     det = pipe[-1]
     # The pipeline forwards every method to the detector, on the normalised rows.
     rows = Normalizer().fit_transform(x)
@@ -175,11 +178,20 @@ def test_feature_names_from_a_dataframe(digits):
 
 def test_defaults(digits):
     x = digits[0][:300]
+    # Pixels (non-negative, 64 features, mostly 0): each row divided by its norm; the network from the
+    # number of features (2 x 64 hidden units, round(1.5 sqrt(64)) = 12 code units), dropout, no clip.
     det = AutoencoderOutlierDetector(epochs=1).fit(x)
     c = det.model_.config
-    assert (c.kind, c.hidden, c.latent_dim, c.reconstruction, c.noise, c.noise_level) == (
-        "denoising", (128,), 16, "mse", "gaussian", 0.3)
-    assert not det.scaler_.clip  # squared error is defined everywhere: extreme values keep their size
+    assert (c.kind, c.hidden, c.latent_dim, c.reconstruction, c.dropout, c.input_clip) == (
+        "ae", (128,), 12, "mse", 0.2, None)
+    assert det.scaler_.scaling_["method"] == "rownorm"
+    # A table of 12 real features: robust scaling, 32 hidden units (the floor), 5 code units, input clipped.
+    table = np.random.default_rng(0).normal(size=(300, 12)) * np.logspace(-1, 3, 12)
+    det = AutoencoderOutlierDetector(epochs=1).fit(table)
+    c = det.model_.config
+    assert (c.hidden, c.latent_dim, c.input_clip, det.scaler_.scaling_["method"]) == ((32,), 5, 1.5, "robust")
+    # Left as None, the training length follows the rows: batches of 64, at least 500 steps.
+    assert len(AutoencoderOutlierDetector().fit(table).history_) == 100  # 5 batches an epoch x 100 epochs
     # A kind that fixes the layout keeps it: no hidden layers for pca, whose loss is squared error anyway.
     c = AutoencoderOutlierDetector(kind="pca", epochs=1).fit(x).model_.config
     assert (c.hidden, c.reconstruction) == ((), "mse")
@@ -225,7 +237,8 @@ def test_pickle_and_joblib_round_trip_are_exact(kind, digits, tmp_path):
 @pytest.mark.parametrize("contamination", [0.05, 0.1, 0.25])
 def test_labels_match_contamination_on_training_data(contamination, digits):
     x = digits[0].astype(np.float64)
-    det = AutoencoderOutlierDetector(latent_dim=4, contamination=contamination, epochs=3, random_state=0).fit(x)
+    det = AutoencoderOutlierDetector(latent_dim=4, contamination=contamination, epochs=3, random_state=0,
+                                     anomaly_score="squared_error").fit(x)
     n = len(x)
     # threshold_ is the (1 - contamination) quantile: the fraction above it is within one example of it
     # (scores are continuous, so there are no ties to widen that).
@@ -236,6 +249,12 @@ def test_labels_match_contamination_on_training_data(contamination, digits):
     assert_allclose(det.decision_function(x), det.decision_scores_, rtol=1e-12)
     assert det.threshold_ == pytest.approx(np.quantile(det.decision_scores_, 1 - contamination))
     assert_array_equal(det.labels_, (det.decision_scores_ > det.threshold_).astype(int))
+    # The default score leaves each training row out of its own neighbours in decision_scores_: scored
+    # again as new rows they count themselves (distance 0) among their neighbours, so they score lower.
+    combined = AutoencoderOutlierDetector(contamination=contamination, epochs=3, random_state=0).fit(x)
+    assert abs(combined.labels_.mean() - contamination) <= 1 / n
+    assert np.all(combined.decision_function(x) <= combined.decision_scores_ + 1e-9)
+    assert combined.threshold_ == pytest.approx(np.quantile(combined.decision_scores_, 1 - contamination))
 
 
 def _with_planted_noise(x, n_noise, seed):
@@ -296,7 +315,7 @@ def test_score_conventions_and_probabilities(digits):
         assert np.all(np.diff(proba[order, 1]) >= 0), method
     linear = det.predict_proba(x)[:, 1]
     low, high = det.decision_scores_.min(), det.decision_scores_.max()
-    assert_allclose(linear, (scores - low) / (high - low), rtol=1e-10)
+    assert_allclose(linear, np.clip((scores - low) / (high - low), 0, 1), rtol=1e-10)
     with pytest.raises(ae.ConfigError, match=r"unknown probability method 'lin' \(did you mean 'linear'\?\)"):
         det.predict_proba(x, method="lin")
 
@@ -384,7 +403,7 @@ def test_unknown_kind_suggests_the_closest(cls, digits):
         (dict(options={"latent_dim": 3}), ae.ConfigError, r"options\['latent_dim'\] repeats a parameter"),
         (dict(options={"seed": 3}), ae.ConfigError, r"set random_state instead"),
         (dict(options={"nosie": "masking"}), ae.ConfigError,
-         r"unknown option for kind 'denoising': 'nosie' \(did you mean 'noise'\?\)"),
+         r"unknown option for kind 'ae': 'nosie' \(did you mean 'noise'\?\)"),
         (dict(kind="pca", hidden=(8,)), ae.ConfigError, r"option 'hidden' is fixed to \(\) for kind 'pca'"),
         (dict(scaling="standard", reconstruction="bce"), ae.ConfigError,
          r"scaling='standard' gives values outside \[0, 1\]"),
@@ -392,7 +411,7 @@ def test_unknown_kind_suggests_the_closest(cls, digits):
         (dict(kind="pca", reconstruction="bce"), ae.ConfigError,
          r"option 'reconstruction' is fixed to 'mse' for kind 'pca'"),
         (dict(reconstruction="l2"), ValueError, r"The 'reconstruction' parameter of AutoencoderOutlierDetector must be"),
-        (dict(scaling="robust"), ValueError, r"The 'scaling' parameter of AutoencoderOutlierDetector must be"),
+        (dict(scaling="iqr"), ValueError, r"The 'scaling' parameter of AutoencoderOutlierDetector must be"),
         (dict(input_shape=(1, 28, 28)), ae.ConfigError,
          r"input_shape=\(1, 28, 28\) holds 784 values per example, but X has 64"),
         (dict(epochs=0), ValueError,

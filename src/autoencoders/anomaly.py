@@ -14,6 +14,7 @@ scores, whatever the batch they come in.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -23,20 +24,21 @@ from scipy.special import erf
 from sklearn.preprocessing import MinMaxScaler
 
 from .config import ModelConfig
-from .distributions import reconstruction_nll_per_example
+from .distributions import reconstruction_nll_per_example, reconstruction_nll_per_feature
 from .errors import ConfigError, check_number, unknown
 from .inference import BATCH_SIZE, apply
 
 
-def _reconstruction(model, x: torch.Tensor) -> torch.Tensor:
+def _reconstruction_terms(model, x: torch.Tensor) -> torch.Tensor:
     # model.code is the deterministic code: the posterior mean for a VAE.
     out = model.decoder(model.code(x))
-    return reconstruction_nll_per_example(model.config.reconstruction, out, x, model.log_sigma)
+    return reconstruction_nll_per_feature(model.config.reconstruction, out, x, model.log_sigma).flatten(1)
 
 
-def _squared_error(model, x: torch.Tensor) -> torch.Tensor:
-    # model(x) is the reconstruction in data space (probabilities for bce).
-    return reconstruction_nll_per_example("mse", model(x), x)
+def _squared_error_terms(model, x: torch.Tensor) -> torch.Tensor:
+    # model(x) is the reconstruction in data space (probabilities for bce); x is not clipped here even
+    # when the model clips its input (ModelConfig.input_clip): a value far out counts fully.
+    return reconstruction_nll_per_feature("mse", model(x), x).flatten(1)
 
 
 def gaussian_smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -54,12 +56,23 @@ def gaussian_smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
 
 
-def _smoothed_squared_error(model, x: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
+def _smoothed_squared_error_terms(model, x: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:
     # The squared error of the low-passed residual: a stroke that is missing or extra (spatially
     # coherent) counts fully, while a one-pixel misalignment of an otherwise right reconstruction
     # (alternating signs) mostly cancels. Smoothing is linear, so this is the squared error
     # between the smoothed input and the smoothed reconstruction.
-    return reconstruction_nll_per_example("mse", gaussian_smooth(model(x), smoothing), gaussian_smooth(x, smoothing))
+    smoothed = gaussian_smooth(model(x), smoothing), gaussian_smooth(x, smoothing)
+    return reconstruction_nll_per_feature("mse", *smoothed).flatten(1)
+
+
+def _summed(terms: Callable) -> Callable:
+    """A score that is the sum of per-feature terms (the terms are what explain() returns)."""
+    return lambda model, x, **kw: terms(model, x, **kw).sum(1)
+
+
+_reconstruction = _summed(_reconstruction_terms)
+_squared_error = _summed(_squared_error_terms)
+_smoothed_squared_error = _summed(_smoothed_squared_error_terms)
 
 
 def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +95,14 @@ SCORES: dict[str, Callable] = {
     "smoothed_squared_error": _smoothed_squared_error,
     # the negative evidence lower bound of a VAE, at the posterior mean
     "elbo": _negative_elbo,
+}
+
+
+# The scores that are sums over input features, by their per-feature terms (explanations).
+FEATURE_TERMS: dict[str, Callable] = {
+    "reconstruction": _reconstruction_terms,
+    "squared_error": _squared_error_terms,
+    "smoothed_squared_error": _smoothed_squared_error_terms,
 }
 
 
@@ -108,6 +129,19 @@ def scorer(name: str, smoothing: float = 1.0) -> Callable:
     return SCORES[name]
 
 
+def per_feature(model, x, name: str = "squared_error", smoothing: float = 1.0, dtype=torch.float32) -> np.ndarray:
+    """(N, D) float64: each input feature's term of the score `name` (rows sum to `score`); for a
+    score that is not a sum over features ('elbo': its KL term belongs to no feature) a ConfigError."""
+    check_score(name, model.config)
+    if name not in FEATURE_TERMS:
+        raise ConfigError(f"anomaly score {name!r} is not a sum over features, so it cannot be split into "
+                          f"per-feature contributions; explainable: {', '.join(FEATURE_TERMS)}")
+    fn = FEATURE_TERMS[name]
+    if name == "smoothed_squared_error":
+        fn = functools.partial(fn, smoothing=check_number("smoothing (pixels)", smoothing, 0, low_open=True))
+    return apply(model, x, fn, dtype=dtype, numpy=True).astype(np.float64)
+
+
 def score(model, x, name: str = "reconstruction", batch_size: int = BATCH_SIZE, dtype=torch.float32,
           smoothing: float = 1.0) -> np.ndarray:
     """Per-example anomaly scores (N,) of x (N, *input_shape), as NumPy: higher = more anomalous.
@@ -130,6 +164,19 @@ def threshold(train_scores, contamination: float) -> float:
     """
     check_number("contamination", contamination, 0.0, 0.5, low_open=True, phrase="must be a float in the range")
     return float(np.percentile(np.asarray(train_scores, dtype=np.float64), 100 * (1 - contamination)))
+
+
+def conformal_threshold(calibration_scores, false_alarm_rate: float) -> float:
+    """The threshold a new clean row exceeds with probability at most false_alarm_rate: the
+    ceil((m + 1)(1 - alpha))-th smallest of m held-out clean scores (split conformal; Vovk et al.
+    2005, Angelopoulos & Bates 2021). Fewer than (1 - alpha) / alpha held-out rows: ConfigError."""
+    alpha = check_number("false_alarm_rate", false_alarm_rate, 0, 1, low_open=True, high_open=True)
+    scores = np.sort(np.asarray(calibration_scores, dtype=np.float64))
+    rank = math.ceil((len(scores) + 1) * (1 - alpha))
+    if rank > len(scores):
+        raise ConfigError(f"a false-alarm rate of {alpha} needs at least {math.ceil((1 - alpha) / alpha)} held-out "
+                          f"clean rows; there are {len(scores)}")
+    return float(scores[rank - 1])
 
 
 def labels(scores, threshold: float) -> np.ndarray:

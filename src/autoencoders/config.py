@@ -45,6 +45,13 @@ class ModelConfig:
     # (Hutchinson 1990; one vector-Jacobian product each); 0 = exact, one product per code unit.
     # A single sigmoid layer always uses its exact closed form.
     contractive_projections: int = 1
+    # Dropout after every hidden layer of an MLP while training (Srivastava et al. 2014): a regulariser
+    # for small tables, where an autoencoder otherwise learns to copy the anomalies too.
+    dropout: float = 0.0
+    # The encoder sees each (scaled) input clipped to +-input_clip and training reconstructs the clipped
+    # values: the network learns the bulk of every feature, never its tails, while a score compares the
+    # reconstruction with the unclipped input, so a value far out counts fully. None: no clipping.
+    input_clip: float | None = None
     init: str = "random"  # "pca": closed-form PCA weights before training (linear models)
     pretrain_epochs: int = 0  # stacked: greedy epochs per layer before end-to-end fine-tuning
     seed: int = 0  # seeds the weight initialisation
@@ -94,7 +101,15 @@ class ModelConfig:
             )
         if self.init == "pca" and (self.hidden or self.code_activation != "linear" or self.variational):
             raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
+        check_number("dropout", self.dropout, 0, 1, high_open=True)
+        if self.input_clip is not None:
+            check_number("input_clip", self.input_clip, 0, low_open=True)
+        if self.dropout > 0 and self.architecture != "mlp":
+            raise ConfigError(f"dropout applies to MLP layers: architecture={self.architecture!r} has none to drop")
         check_int("pretrain_epochs", self.pretrain_epochs, 0)
+        if self.pretrain_epochs > 0 and (self.dropout > 0 or self.input_clip is not None):
+            raise ConfigError("greedy pretraining (pretrain_epochs > 0) pairs plain Linear layers: "
+                              "it cannot be combined with dropout or input_clip")
         if self.pretrain_epochs > 0:  # greedy layer-wise pretraining (stacked.py)
             if self.architecture != "mlp":
                 raise ConfigError(f"kind {self.kind!r} pretrains MLP layers: use architecture='mlp'")

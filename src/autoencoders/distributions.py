@@ -20,19 +20,23 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
-    """Reconstruction loss of each example (N,), summed over its features.
+def reconstruction_nll_per_feature(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """Reconstruction loss of each feature of each example (x's shape).
 
     bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
-    mse: sum of squared errors. gaussian: -log N(x | out, sigma^2 I) in nats.
+    mse: squared error. gaussian: -log N(x | out, sigma^2) in nats.
     """
     if kind == "bce":
-        per_feature = F.binary_cross_entropy_with_logits(out, x, reduction="none")
-    elif kind == "mse":
-        per_feature = (out - x) ** 2
-    else:  # gaussian, with one learned log standard deviation
-        per_feature = 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
-    return per_feature.flatten(1).sum(1)
+        return F.binary_cross_entropy_with_logits(out, x, reduction="none")
+    if kind == "mse":
+        return (out - x) ** 2
+    # gaussian, with one learned log standard deviation
+    return 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
+
+
+def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+    """Reconstruction loss of each example (N,), summed over its features (reconstruction_nll_per_feature)."""
+    return reconstruction_nll_per_feature(kind, out, x, log_sigma).flatten(1).sum(1)
 
 
 def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:

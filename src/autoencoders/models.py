@@ -67,12 +67,15 @@ class Autoencoder(nn.Module):
             if c.architecture == "conv":
                 encoder = nets.conv_encoder(c.input_shape, c.channels, c.hidden, code_size, c.activation, c.code_activation)
             else:
-                encoder = nets.mlp_encoder(c.input_shape, c.hidden, code_size, c.activation, c.code_activation)
+                encoder = nets.mlp_encoder(c.input_shape, c.hidden, code_size, c.activation, c.code_activation,
+                                           c.dropout)
         if decoder is None:
             if c.architecture == "conv":
                 decoder = nets.conv_decoder(c.latent_dim, c.channels, c.hidden, c.input_shape, c.activation)
             else:
-                decoder = nets.mlp_decoder(c.latent_dim, c.hidden, c.input_shape, c.activation)
+                decoder = nets.mlp_decoder(c.latent_dim, c.hidden, c.input_shape, c.activation, c.dropout)
+            if c.input_clip is not None:  # see ModelConfig.input_clip
+                encoder = nn.Sequential(nn.Hardtanh(-c.input_clip, c.input_clip), *encoder)
         self.encoder = encoder
         self.decoder = decoder
         if c.reconstruction == "gaussian":
@@ -138,6 +141,11 @@ class Autoencoder(nn.Module):
             return corrupt(x, self.config.noise, self.config.noise_level)
         return x
 
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What training reconstructs: x, clipped to +-input_clip when the config clips the input."""
+        clip = self.config.input_clip
+        return x if clip is None else x.clamp(-clip, clip)
+
     def _closed_form_jacobian(self) -> bool:
         c = self.config
         return c.architecture == "mlp" and not c.hidden and c.code_activation == "sigmoid" and not c.variational
@@ -167,7 +175,7 @@ class Autoencoder(nn.Module):
         code = self.encoder(x_in)
         # .float(): under bf16/fp16 autocast the layers run in low precision, the losses in float32.
         z = code.float()
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), self.target(x), self.log_sigma)
         total, terms = nll, {"reconstruction": nll}
         if c.sparsity is not None:
             s = penalties.l1_activity(z) if c.sparsity == "l1" else penalties.kl_sparsity(z, c.sparsity_target)
@@ -288,7 +296,7 @@ class VariationalAutoencoder(Autoencoder):
         x = self.check_input(x)
         q = self.posterior_of(self.corrupted(x))  # float32 under autocast too
         z = q.sample()
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), self.target(x), self.log_sigma)
         kl = q.kl().mean()
         return LossTerms(nll + c.beta * kl, reconstruction=nll, kl=kl)
 

@@ -32,7 +32,7 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def mlp_encoder(input_shape, hidden, out_dim, act, code_act) -> nn.Sequential:
+def mlp_encoder(input_shape, hidden, out_dim, act, code_act, dropout: float = 0.0) -> nn.Sequential:
     """Flatten -> [Linear -> act] per hidden width -> Linear(out_dim) -> code_act.
 
     The layout (one Linear followed by one activation per layer) is what the
@@ -41,18 +41,22 @@ def mlp_encoder(input_shape, hidden, out_dim, act, code_act) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
     for h in hidden:
-        layers += [nn.Linear(width, h), activation(act)]
+        layers += [nn.Linear(width, h), activation(act), *_dropout(dropout)]
         width = h
     layers += [nn.Linear(width, out_dim), activation(code_act)]
     return nn.Sequential(*layers)
 
 
-def mlp_decoder(latent_dim, hidden, input_shape, act) -> nn.Sequential:
+def _dropout(p: float) -> list[nn.Module]:
+    return [nn.Dropout(p)] if p > 0 else []
+
+
+def mlp_decoder(latent_dim, hidden, input_shape, act, dropout: float = 0.0) -> nn.Sequential:
     """The mirror of mlp_encoder: Linear -> act per reversed hidden width -> Linear -> reshape."""
     layers: list[nn.Module] = []
     width = latent_dim
     for h in reversed(tuple(hidden)):
-        layers += [nn.Linear(width, h), activation(act)]
+        layers += [nn.Linear(width, h), activation(act), *_dropout(dropout)]
         width = h
     layers += [nn.Linear(width, math.prod(input_shape)), nn.Unflatten(1, tuple(input_shape))]
     return nn.Sequential(*layers)

@@ -84,6 +84,21 @@ class FitOptions:
         return replace(self, epochs=epochs, batch_size=batch)
 
 
+# Tables (the detector's default): batches of 64 and about 10 epochs, but at least 500 and at most
+# 2,000 optimizer steps, so that a few hundred rows still get enough steps and a large table does not
+# train longer than it gains (README, "Anomaly detection on your tables").
+TABLE_BATCH_SIZE = 64
+TABLE_EPOCHS, TABLE_MIN_STEPS, TABLE_MAX_STEPS = 10, 500, 2000
+
+
+def table_fit_length(n_train: int) -> dict:
+    """epochs and batch_size for a table of n_train training rows."""
+    batch = min(TABLE_BATCH_SIZE, n_train)
+    per_epoch = math.ceil(n_train / batch)
+    steps = min(TABLE_MAX_STEPS, max(TABLE_MIN_STEPS, TABLE_EPOCHS * per_epoch))
+    return {"epochs": math.ceil(steps / per_epoch), "batch_size": batch}
+
+
 class TrainingWarning(UserWarning):
     """Training will probably not give a good model (too few optimizer steps, say)."""
 
