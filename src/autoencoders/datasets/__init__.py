@@ -3,7 +3,7 @@
     import autoencoders as ae
     ae.datasets.list()                              # what exists, with options
     ds = ae.datasets.load("mnist", split="test")    # downloaded once, verified, cached
-    ds = ae.datasets.load("data/table.csv", label_column="label", scale="standard")
+    ds = ae.datasets.load("data/table.csv", label_column="label", exclude="note")  # also .parquet, DataFrames
     ae.fit(model, ds)                               # the scaling is stored in the run's config.json
 
 Every problem with the data raises `autoencoders.DataError` (a ValueError)
@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, suggest
-from . import files, sources, toy
+from . import files, sources, tables, toy
 from .base import Dataset, MappedArray, apply_scaling
 from .idx import read_idx, write_idx
 from .options import check_options
@@ -68,9 +68,10 @@ SOURCES = {
 FILE_FORMATS = {
     ".npy": files.load_npy,
     ".npz": files.load_npz,
-    ".csv": files.load_table,
-    ".tsv": files.load_table,
-    ".txt": files.load_table,
+    ".csv": tables.load_table,
+    ".tsv": tables.load_table,
+    ".txt": tables.load_table,
+    ".parquet": tables.load_table,
     ".idx": files.load_idx_file,
 }
 
@@ -89,7 +90,11 @@ def _call(loader, options: dict, what: str):
 
 
 def load(name_or_path, **options) -> Dataset:
-    """A named source ("mnist", "circle", ...) or a file/folder path, as a Dataset."""
+    """A named source ("mnist", "circle", ...), a file/folder path or a pandas DataFrame, as a Dataset."""
+    if tables.is_frame(name_or_path):
+        ds = _call(partial(tables.load_table, name_or_path), options, "a DataFrame")
+        ds.source = None  # nothing a run could read again: runs record no source, as for arrays
+        return ds
     ds = _load(name_or_path, **options)
     source = str(Path(name_or_path).resolve()) if name_or_path not in SOURCES else name_or_path
     ds.source = {"name": source, "options": {k: v for k, v in options.items() if _jsonable(v)}}
@@ -126,7 +131,7 @@ def _load(name_or_path, **options) -> Dataset:
     if path.suffix or "/" in text or "\\" in text:
         raise DataError(f"{text}: no such file or folder")
     raise DataError(f"unknown dataset {text!r}{suggest(text, SOURCES)}; named datasets: {', '.join(SOURCES)} "
-                    "(or give a path to a .npy, .npz, .csv, .tsv file or an image folder)")
+                    "(or give a path to a .npy, .npz, .csv, .tsv, .parquet file or an image folder)")
 
 
 __all__ = ["Dataset", "MappedArray", "SOURCES", "Source", "apply_scaling", "list", "load", "read_idx", "write_idx"]

@@ -1,9 +1,8 @@
-"""Users' own files: .npy / .npz arrays, .csv / .tsv tables, folders of PNG/JPEG images, IDX files."""
+"""Users' own files: .npy / .npz arrays, folders of PNG/JPEG images, IDX files (tables: tables.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import warnings
 import zipfile
@@ -128,84 +127,6 @@ def _check_member(archive, key: str, path: Path, data: bool) -> None:
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: array {key!r} cannot be read, the archive is truncated or corrupt ({e})") from None
     check_allocation(math.prod(shape) * dtype.itemsize, f"{path}[{key!r}] (shape {shape}, {dtype})")
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def load_table(path: Path, label_column=None, columns=None, header="auto", delimiter=None, scale="auto",
-               drop_nan=False) -> Dataset:
-    """A .csv / .tsv of numbers. Empty cells and 'nan' are missing values (refused unless drop_nan=True).
-
-    header: True, False or "auto" (the first row is a header when any of its cells is not a number).
-    label_column / columns: names (with a header) or 0-based indices.
-    """
-    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f, delimiter=delimiter) if r and any(c.strip() for c in r)]
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise DataError(f"{path}: not a readable text table ({e})") from None
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
-    if header == "auto":
-        header = not all(_is_number(c) or not c.strip() for c in rows[0])
-    names = [c.strip() for c in rows[0]] if header else [str(i) for i in range(len(rows[0]))]
-    body = rows[1:] if header else rows
-    if not body:
-        raise DataError(f"{path}: a header but no data rows")
-    width = len(names)
-    for i, row in enumerate(body):
-        if len(row) != width:
-            line = i + (2 if header else 1)
-            raise DataError(f"{path}: row {line} has {len(row)} fields, expected {width} (ragged rows)")
-
-    def index_of(col):
-        if isinstance(col, int) and not isinstance(col, bool):
-            if not 0 <= col < width:
-                raise DataError(f"{path}: column index {col} out of range 0..{width - 1}")
-            return col
-        if col in names:
-            return names.index(col)
-        if isinstance(col, str) and col.isdigit():  # an index given as text (--data-option columns=0,2)
-            return index_of(int(col))
-        raise DataError(f"{path}: no column {col!r}{suggest(str(col), names)}; columns: {names}")
-
-    label_idx = index_of(label_column) if label_column is not None else None
-    wanted = [index_of(c) for c in columns] if columns is not None else [i for i in range(width) if i != label_idx]
-    if not wanted:
-        raise DataError(f"{path}: no feature columns left")
-    x = np.empty((len(body), len(wanted)), dtype=np.float64)
-    for i, row in enumerate(body):
-        for j, col in enumerate(wanted):
-            cell = row[col].strip()
-            if not cell:
-                x[i, j] = np.nan
-                continue
-            try:
-                x[i, j] = float(cell)
-            except ValueError:
-                line = i + (2 if header else 1)
-                raise DataError(f"{path}: row {line}, column {names[col]!r}: {cell!r} is not a number") from None
-    labels, info = None, {"path": str(path), "columns": [names[c] for c in wanted]}
-    if label_idx is not None:
-        raw_labels = [row[label_idx].strip() for row in body]
-        if all(_is_number(v) and float(v).is_integer() for v in raw_labels):
-            labels = np.array([int(float(v)) for v in raw_labels], dtype=np.int64)
-        else:  # class names: integer codes in sorted order, names kept in info
-            classes = sorted(set(raw_labels))
-            labels = np.array([classes.index(v) for v in raw_labels], dtype=np.int64)
-            info["classes"] = classes
-    keep = check_finite(x, str(path), drop_nan)
-    if keep is not None:
-        x, labels = x[keep], None if labels is None else labels[keep]
-        info["dropped_rows"] = int((~keep).sum())
-    return make_dataset(x.astype(np.float32), path.name, labels, scale, info=info)
 
 
 def load_image_folder(path: Path, image_size=None, color="auto", scale="auto") -> Dataset:

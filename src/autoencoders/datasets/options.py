@@ -2,7 +2,7 @@
 
 A value of the wrong type (from Python, a YAML file or `--data-option KEY=VALUE`) gives a
 DataError naming the option, never a Python error from deep inside a reader. List options
-(`columns`, `mirrors`) accept a list, a tuple or a comma-separated string.
+(`columns`, `exclude`, `categorical`, `id_columns`, `mirrors`) accept a list, a tuple or a comma-separated string.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def _column(name, value):
     raise DataError(f"{name} must be a column name or a 0-based index, got {value!r}")
 
 
+def _schema(name, value):
+    """A table schema: a TableSchema (it has to_json), its dict, its JSON text or a .json file's path.
+    Its content is checked by the table loader (TableSchema.from_json)."""
+    if value is None or isinstance(value, (dict, str, Path)) or callable(getattr(value, "to_json", None)):
+        return value
+    raise DataError(f"{name} must be a table schema (a TableSchema, its JSON or a .json file), got {value!r}")
+
+
 def _shape(name, value):
     if value is None:
         return None
@@ -114,6 +122,10 @@ _CHECKS = {
     "split": _string,
     "label_column": _column,
     "columns": as_list,
+    "exclude": as_list,
+    "categorical": as_list,
+    "id_columns": as_list,
+    "schema": _schema,
     "mirrors": as_list,
     "input_shape": _shape,
     "image_size": _image_size,
