@@ -101,7 +101,10 @@ def main(argv=None):
                         help="comma-separated rows: pca16, defaults, unscaled and/or registered kinds (default: all)")
     parser.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="comma-separated normal digits")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="random_state of every detector (default 0)")
     args = parser.parse_args(argv)
+    global SEED
+    SEED = args.seed
 
     rows = args.kinds.split(",")
     for row in rows:

@@ -12,7 +12,7 @@ from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
 from .evaluate import evaluate
 from .images import save_image_grid
-from .kinds import Kind, build, get_kind, kinds
+from .kinds import Kind, build, build_for, get_kind, kinds
 from .models import Autoencoder, LossTerms, VariationalAutoencoder
 from .runs import History, Run, load, load_run, save
 from .training import evaluate_loss, fit, resume
@@ -32,6 +32,7 @@ __all__ = [
     "VariationalAutoencoder",
     "__version__",
     "build",
+    "build_for",
     "datasets",
     "evaluate",
     "evaluate_loss",

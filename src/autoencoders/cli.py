@@ -166,6 +166,19 @@ def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) 
         raise click.UsageError(f"--out {path}: use a .npy or .csv file" + (" or a .png image" if array.ndim > 2 else ""))
 
 
+def _is_table_file(path) -> bool:
+    return Path(path).suffix.lower() in (".csv", ".tsv")
+
+
+def _write_frame(path, frame) -> None:
+    """A table as .csv or .tsv, written atomically."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise click.UsageError(f"--out {path}: folder {path.parent} does not exist")
+    storage.write_text(path, frame.to_csv(index=False, sep="\t" if path.suffix.lower() == ".tsv" else ","))
+    click.echo(f"wrote {path}")
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array)  # to a buffer: np.save on a path would append ".npy" to the temporary name
@@ -271,7 +284,8 @@ def _set_threads(threads) -> None:
 def train(kind, data, data_option, config_file, overrides, device, out, resume, overwrite, quiet, threads, **flags):
     """Train KIND on --data; writes the run folder with report.html."""
     from . import build, datasets
-    from .kinds import make_config
+    from .kinds import data_defaults_for
+    from .training.options import table_fit_length
 
     given = {k: v for k, v in flags.items() if v is not None}
     given.update({k: v for k, v in dict(device=device, out=out, resume=resume, overwrite=overwrite).items() if v})
@@ -292,10 +306,14 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
     if data is None:
         raise click.UsageError("missing --data (a dataset name, see `autoencoders datasets`, or a path)")
     ds = datasets.load(data, **data_options)
-    # Build the configuration before anything touches the disk: a bad option leaves no folder.
-    make_config(kind, ds.input_shape, **settings)
+    if ds.feature_names is not None:  # a table: its columns and rows decide what the user leaves open
+        settings = {**data_defaults_for(kind, ds), **settings}
+        val_fraction = fit_args.get("val_fraction", FitOptions.val_fraction)
+        fit_args = {**table_fit_length(len(ds) - round(val_fraction * len(ds))), **fit_args}
+    # Build the model before anything touches the disk: a bad option leaves no folder.
+    model = build(kind, ds.input_shape, **settings)
     FitOptions(**{**dataclasses.asdict(FitOptions()), **fit_args}).validate()
-    _fit_and_report(build(kind, ds.input_shape, **settings), ds, folder, fit_args, run_args, quiet, threads)
+    _fit_and_report(model, ds, folder, fit_args, run_args, quiet, threads)
 
 
 @main.command()
@@ -454,8 +472,16 @@ def encode(run, data, data_option, out, threads):
     from .inference import codes
 
     run = _load_run(run)
-    z = codes(run.model, _run_data(run, data, data_option))
-    _write_output(out, z, run.model, header=[f"z{i}" for i in range(z.shape[1])])
+    ds = _run_data(run, data, data_option)
+    z = codes(run.model, ds)
+    header = [f"z{i}" for i in range(z.shape[1])]
+    if _is_table_file(out) and ds.ids is not None:  # the rows keep their identifier columns
+        import pandas as pd
+
+        from .scoring import with_ids
+
+        return _write_frame(out, with_ids(ds, pd.DataFrame(z, columns=header)))
+    _write_output(out, z, run.model, header=header)
 
 
 @main.command()
@@ -479,7 +505,8 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
 
     run = _load_run(run)
     model = run.model
-    clean = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
+    ds = _run_data(run, data, data_option)
+    clean = torch.as_tensor(np.asarray(ds.x, dtype=np.float32))
     rows = [clean]
     if noise is not None:
         if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
@@ -491,6 +518,11 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     if Path(out).suffix.lower() == ".png":  # the first 64: input (, corrupted), reconstruction, 8 per row
         k = min(64, len(clean))
         _write_output(out, interleave([r[:k] for r in [*rows, recon]], ncols=8), model, ncols=min(8, k))
+    elif _is_table_file(out) and ds.feature_names is not None:  # a table's own columns and units, ids first
+        from .scoring import in_original_units, with_ids
+
+        frame = in_original_units(ds, recon)
+        _write_frame(out, with_ids(ds, frame) if ds.ids is not None else frame)
     else:
         _write_output(out, recon, model)
 
@@ -545,30 +577,43 @@ def _example_row(ds, index, label, flag: str, rng) -> int:
 @click.argument("run", type=click.Path())
 @click.option("--data", help="dataset name or path (default: the run's training data)")
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="scores.csv")
-@click.option("--contamination", type=float, default=0.1, show_default=True,
-              help="expected fraction of outliers in (0, 0.5]: sets the threshold")
+@click.option("--out", type=click.Path(dir_okay=False), required=True,
+              help="scores.csv (or .tsv): identifier columns, score, outlier (0/1), [top_features, contributions]")
+@click.option("--contamination", type=float, default=None,
+              help="re-threshold: flag this fraction of the scored rows, in (0, 0.5] "
+                   "(default: the threshold learnt on the training rows)")
+@click.option("--false-alarm-rate", type=float, default=None,
+              help="novelty: flag a clean row with at most this probability (from the run's held-out rows)")
+@click.option("--explain", is_flag=True, help="add top_features and each feature's contribution to the score")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="names in top_features")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="also write an HTML report: score histogram, threshold, top anomalies and their causes")
 @with_threads
-def detect(run, data, data_option, out, contamination, threads):
-    """Anomaly scores of --data (higher = more anomalous) and outlier labels at --contamination."""
+def detect(run, data, data_option, out, contamination, false_alarm_rate, explain, top, report_path, threads):
+    """Anomaly scores of --data (higher = more anomalous), outlier labels and, with --explain, why."""
     _set_threads(threads)
-    from . import anomaly
+    from . import scoring
 
-    if not 0 < contamination <= 0.5:
+    if contamination is not None and not 0 < contamination <= 0.5:
         raise click.BadParameter(f"{contamination} is not in (0, 0.5]", param_hint="--contamination")
-    run = _load_run(run)
-    model = run.model
-    ds = _run_data(run, data, data_option)
-    scores = anomaly.score(model, ds.x, "elbo" if model.config.variational else "reconstruction")
-    threshold = anomaly.threshold(scores, contamination)
-    labels = anomaly.labels(scores, threshold)
-    columns = [np.arange(len(scores)), scores, labels] + ([np.asarray(ds.y)] if ds.y is not None else [])
-    header = ["index", "score", "outlier"] + (["label"] if ds.y is not None else [])
-    table = np.column_stack(columns).astype(np.float64)
-    if Path(out).suffix.lower() not in (".csv", ".tsv"):
-        raise click.UsageError(f"--out {out}: use a .csv file")
-    _write_output(out, table, model, header=header)
-    click.echo(f"{int(labels.sum())} of {len(labels)} flagged as outliers (threshold {threshold:.4g})")
+    if not _is_table_file(out):
+        raise click.UsageError(f"--out {out}: use a .csv or .tsv file")
+    if report_path is not None and Path(report_path).suffix.lower() not in (".html", ".htm"):
+        raise click.UsageError(f"--report {report_path}: use an .html file")
+    for path in filter(None, (out, report_path)):
+        if not Path(path).parent.exists():
+            raise click.UsageError(f"{path}: folder {Path(path).parent} does not exist")
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option)
+    result = scoring.detect(loaded, ds, contamination, false_alarm_rate, explain, top,
+                            contributions=report_path is not None)
+    _write_frame(out, result.frame)
+    flagged = int(result.frame["outlier"].sum())
+    click.echo(f"{flagged} of {len(result.frame)} flagged as outliers (threshold {result.threshold:.4g}, {result.rule})")
+    if report_path is not None:
+        from .report.detection import write_detection_report
+
+        click.echo(f"wrote {write_detection_report(Path(report_path), loaded, ds, result)}")
 
 
 @main.command()

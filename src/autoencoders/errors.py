@@ -99,3 +99,7 @@ def _bounds(low, high, low_open, high_open) -> str:
     if high is not None:
         parts.append(f"{'<' if high_open else '<='} {high}")
     return " " + " and ".join(parts) if parts else ""
+
+
+class ConfigWarning(UserWarning):
+    """A valid configuration that will probably not do what the user wants (a code as large as the input)."""

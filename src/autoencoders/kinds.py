@@ -8,12 +8,14 @@ cannot be overridden.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .config import ModelConfig
-from .errors import ConfigError, unknown
+from .errors import ConfigError, ConfigWarning, unknown
 from .models import Autoencoder, VariationalAutoencoder
 
 # Options shared by the deterministic kinds: architecture, penalties and corruption,
@@ -114,7 +116,12 @@ def make_config(kind: str, input_shape, **options) -> ModelConfig:
         if name not in spec.options:
             raise unknown(f"option for kind {kind!r}:", name, spec.options)
     values = {**spec.options, **spec.fixed, **options}
-    return ModelConfig(kind=kind, input_shape=input_shape, seed=seed, **values).validate()
+    config = ModelConfig(kind=kind, input_shape=input_shape, seed=seed, **values).validate()
+    if config.latent_dim >= config.input_size and config.sparsity is None and config.noise is None:
+        warnings.warn(f"latent_dim={config.latent_dim} for {config.input_size} input features: a code at least as "
+                      "large as the input can learn to copy it (an identity map) and explains nothing; give a "
+                      "smaller latent_dim (or a sparse or denoising kind)", ConfigWarning, stacklevel=2)
+    return config
 
 
 # Table defaults (README, "Anomaly detection on your tables"): a hidden layer twice as wide as the
@@ -144,6 +151,16 @@ def data_defaults(kind: str, n_features: int, binary: bool = False, scaling: str
     return {k: v for k, v in wanted.items() if k in spec.options and k not in spec.fixed}
 
 
+def data_defaults_for(kind: str, data) -> dict:
+    """data_defaults for a Dataset of a table (Dataset.feature_names set), {} for anything else. The
+    Bernoulli loss only when every scaled value is 0 or 1 (binary columns, scale='none' or 'minmax')."""
+    if getattr(data, "feature_names", None) is None:
+        return {}
+    x = np.asarray(data.x[: min(len(data), 100_000)])
+    return data_defaults(kind, math.prod(data.input_shape), binary=bool(np.isin(x, (0, 1)).all()),
+                         scaling=(data.scaling or {}).get("method"))
+
+
 def model_from_config(config: ModelConfig) -> Autoencoder:
     """A freshly initialised model; weights depend only on config.seed."""
     cls = VariationalAutoencoder if config.variational else Autoencoder
@@ -159,3 +176,10 @@ def build(kind: str, input_shape, **options) -> Autoencoder:
     option of the kind (see `kinds()`).
     """
     return model_from_config(make_config(kind, input_shape, **options))
+
+
+def build_for(kind: str, data, **options) -> Autoencoder:
+    """build(kind, data.input_shape, **options) with what a table's columns decide (data_defaults_for)
+    wherever options leave it open; data: a Dataset (or an array: its shape only)."""
+    shape = data.input_shape if hasattr(data, "input_shape") else tuple(np.shape(data)[1:])
+    return build(kind, shape, **{**data_defaults_for(kind, data), **options})

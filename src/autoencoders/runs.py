@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import datasets
+from . import datasets, detection
 from ._version import __version__
 from .config import ModelConfig
 from .datasets import Dataset
 from .datasets.base import validate_scaling
+from .datasets.tables import as_schema
 from .errors import CheckpointError, ConfigError, DataError
 from .kinds import model_from_config
 from .models import Autoencoder
@@ -47,6 +48,7 @@ METRICS = "metrics.json"
 REPORT = "report.html"
 LOCK = ".lock"
 STATE_PREFIX = "state."  # tensors of the training state inside weights.safetensors
+DETECTOR_PREFIX = detection.PREFIX  # and of the anomaly detector fitted at the end of training
 # Options of a recorded data source that could make a replay reach the network or write
 # somewhere: dropped when a run replays its source (only the user's own command gives them).
 _UNSAFE_SOURCE_OPTIONS = ("mirrors", "data_dir", "download")
@@ -166,7 +168,7 @@ OPTIONAL_TENSORS = ("code_mean", "code_cholesky")  # the plain autoencoder's cod
 def check_weights_file(config: ModelConfig, path: Path) -> list[str]:
     """The weights file holds exactly the tensors of config's model (read from its header only);
     returns the names of the model's tensors it holds."""
-    stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith(STATE_PREFIX)}
+    stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith((STATE_PREFIX, DETECTOR_PREFIX))}
     expected = {k: v for k, v in _model_shapes(config).items() if k in stored or k not in OPTIONAL_TENSORS}
     missing, foreign = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or foreign:
@@ -250,6 +252,9 @@ class Run:
     # Every training segment (the first, then each resume): started, command, training options,
     # started_at_epoch, epochs_reached.
     segments: list[dict] = field(default_factory=list)
+    # The anomaly detector of the final weights (score, threshold learnt on the training rows,
+    # held-out scores for novelty thresholds); None for a run whose training did not finish.
+    detector: detection.Detector | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -281,7 +286,7 @@ class Run:
             if data in datasets.SOURCES and "download" in datasets.SOURCES[data].options:
                 recorded["download"] = False
             options = {**recorded, **(options or {})}
-        return load_with_scaling(data, options or {}, self.scaling)
+        return load_with_scaling(data, options or {}, self.scaling, self.data.get("table"))
 
 
 def load_run(folder, device: str | None = None) -> Run:
@@ -295,6 +300,11 @@ def load_run(folder, device: str | None = None) -> Run:
             validate_scaling(data["scaling"], model.config.input_size)
         except DataError as e:
             raise CheckpointError(f"{folder / CONFIG}: field 'data.scaling' is invalid ({e})") from None
+    if data.get("table") is not None:
+        try:
+            as_schema(data["table"])
+        except DataError as e:
+            raise CheckpointError(f"{folder / CONFIG}: field 'data.table' is invalid ({e})") from None
     source = data.get("source")
     if source is not None and not (isinstance(source, dict) and isinstance(source.get("name"), str)
                                    and isinstance(source.get("options", {}), dict)):
@@ -306,7 +316,19 @@ def load_run(folder, device: str | None = None) -> Run:
     if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
         raise CheckpointError(f"{folder / CONFIG}: field 'segments' must be a list of mappings")
     return Run(folder, model, _section(config, "training", folder), data, read_history(folder),
-               read_metrics(folder), command, segments)
+               read_metrics(folder), command, segments, read_detector(folder, model.config))
+
+
+def read_detector(folder: Path, config: ModelConfig) -> detection.Detector | None:
+    """The detector stored with the final weights, checked; None when the run has none."""
+    path = Path(folder) / WEIGHTS
+    metadata = read_tensor_metadata(path).get("detector")
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: field 'detector' must be a mapping")
+    names = [k for k in read_tensor_shapes(path) if k.startswith(DETECTOR_PREFIX)]
+    return detection.Detector.from_stored(read_some_tensors(path, names), metadata, config, str(path))
 
 
 def _section(config: dict, name: str, folder: Path) -> dict:
@@ -348,12 +370,16 @@ def read_metrics(folder: Path) -> dict:
     return metrics
 
 
-def load_with_scaling(name, options: dict, scaling: dict | None) -> Dataset:
-    """A dataset whose raw values go through a recorded scaling (unless the options name a scale)."""
+def load_with_scaling(name, options: dict, scaling: dict | None, table: dict | None = None) -> Dataset:
+    """A dataset whose raw values go through a recorded scaling (unless the options name a scale); a
+    table file is encoded with the recorded table schema (the same columns and categories as in training)."""
+    if table is not None and "schema" not in options and datasets.is_table_source(name):
+        options = {**options, "schema": table}
     if scaling and scaling.get("method") not in (None, "none") and "scale" not in options:
         ds = datasets.load(name, scale="none", **options)
         ds.x = torch.from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
         ds.scaling = scaling
-        ds.source = {**ds.source, "options": options}  # the source as given: replayed, it gets this scaling again
+        if ds.source is not None:  # the source as given: replayed, it gets this scaling again (a DataFrame has none)
+            ds.source = {**ds.source, "options": options}
         return ds
     return datasets.load(name, **options)

@@ -26,6 +26,7 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -39,7 +40,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import anomaly
 from .config import RECONSTRUCTIONS, ModelConfig
 from .datasets.base import choose_scaling, is_profile_data, scaled, unscaled
-from .detection import fit_detector
+from .datasets.tables import encode, infer_schema, is_frame
+from .detection import fit_detector, group_columns
 from .errors import ConfigError, DataError
 from .inference import BATCH_SIZE, apply
 from .kinds import data_defaults, get_kind, make_config, model_from_config
@@ -75,6 +77,14 @@ class _OwnScaling:
 
     def inverse_transform(self, X):
         return unscaled(X, self.scaling_)
+
+
+def _mixed_frame(X) -> bool:
+    """A pandas DataFrame with a column that is not numeric (text, categories, booleans, dates)."""
+    if not is_frame(X):
+        return False
+    types = pd.api.types
+    return not all(types.is_numeric_dtype(dtype) and not types.is_bool_dtype(dtype) for dtype in X.dtypes)
 
 
 def _scaler(method: str | None, bce: bool, X):
@@ -123,11 +133,17 @@ class _AutoencoderEstimator(BaseEstimator):
 
     # ----- fitting -----
 
-    def _fit_model(self, X, score: str | None = None) -> np.ndarray:
-        """Validate everything, scale X, build and train model_; returns X in the model's space."""
+    def _fit_model(self, X, score: str | None = None, held_out: float = 0.0):
+        """Validate everything, scale X, build and train model_; returns X in the model's space and, with
+        held_out > 0, that fraction of its rows (seeded by random_state), not trained on, in the same space."""
         self._validate_params()
         spec = get_kind(self.kind)  # an unknown kind: ConfigError naming the valid ones and the closest
-        X = validate_data(self, X, dtype=_FLOATS)
+        X = self._input(X, reset=True)
+        held = None
+        if held_out:
+            rows = check_random_state(self.random_state).permutation(len(X))
+            count = max(1, round(held_out * len(X)))
+            X, held = X[np.sort(rows[count:])], X[np.sort(rows[:count])]
         method = self._scaling_method(X)
         options = {**self._data_defaults(X, method), **self._given_options(spec)}
         rng = check_random_state(self.random_state)
@@ -144,7 +160,35 @@ class _AutoencoderEstimator(BaseEstimator):
             # All of X is training data: validation would only report a number nobody reads.
             val_fraction=0.0, device=self.device, verbose=self.verbose, n_threads=self.n_threads,
         )
-        return x
+        return (x, self._to_model_space(held)) if held_out else x
+
+    def _input(self, X, reset: bool) -> np.ndarray:
+        """X as float rows for the model. A DataFrame with non-numeric columns (text, booleans) is a table:
+        its schema (datasets.tables) one-hot encodes the categorical columns and keeps identifier,
+        timestamp and free-text columns out; feature_names_in_ and n_features_in_ stay its own columns."""
+        if reset:
+            self.table_schema_ = infer_schema(X) if _mixed_frame(X) else None
+        schema = getattr(self, "table_schema_", None)
+        if schema is None:
+            return validate_data(self, X, reset=reset, dtype=_FLOATS)
+        if reset:
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+            self.n_features_in_ = len(self.feature_names_in_)
+        elif not is_frame(X) or [str(c) for c in X.columns] != list(self.feature_names_in_):
+            raise ValueError(f"{type(self).__name__} was fitted on a DataFrame with columns "
+                             f"{list(self.feature_names_in_)}: give a DataFrame with those columns")
+        return check_array(encode(X, schema), dtype=_FLOATS)
+
+    def _by_input_column(self, contributions: np.ndarray) -> np.ndarray:
+        """Per-model-input contributions as (n, n_features_in_): for a table, each categorical column's
+        one-hot inputs summed into it, 0 for the columns kept out of the features (ids, timestamps, text)."""
+        schema = getattr(self, "table_schema_", None)
+        if schema is None:
+            return contributions
+        out = np.zeros((len(contributions), self.n_features_in_))
+        columns = list(self.feature_names_in_)
+        out[:, [columns.index(c) for c in schema.features]] = group_columns(contributions, schema.groups())
+        return out
 
     def _given_options(self, spec) -> dict:
         """The model options the parameters set: options, latent_dim, hidden, reconstruction."""
@@ -209,7 +253,7 @@ class _AutoencoderEstimator(BaseEstimator):
     def _apply(self, X, fn) -> tuple[np.ndarray, np.dtype]:
         """fn(model, batch) over X in the model's space; float64 X is computed in float64 (see inference.apply)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        X = self._input(X, reset=False)
         with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
             return apply(self.model_, self._to_model_space(X), fn, dtype=_torch_dtype(X)), X.dtype
 
@@ -506,17 +550,16 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
 
     def fit(self, X, y=None):
         """Train on X (n_samples, n_features), then score it and set the threshold; y is ignored."""
-        calibration_rows = None
+        score = None if self.anomaly_score == "combined" else self.anomaly_score
         if self.false_alarm_rate is not None:
-            X = validate_data(self, X, dtype=_FLOATS)  # rows are split before _fit_model validates again
-            rows = check_random_state(self.random_state).permutation(len(X))
-            held = max(1, round(self.CALIBRATION_FRACTION * len(X)))
-            X, calibration_rows = X[np.sort(rows[held:])], X[np.sort(rows[:held])]
-        x = self._fit_model(X, score=None if self.anomaly_score == "combined" else self.anomaly_score)
-        calibration = None if calibration_rows is None else self._to_model_space(calibration_rows)
+            x, calibration = self._fit_model(X, score, held_out=self.CALIBRATION_FRACTION)
+        else:
+            x, calibration = self._fit_model(X, score), None
         if self.anomaly_score == "combined":
             with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
-                self.detector_, scores = fit_detector(self.model_, x, self.contamination, calibration)
+                profile = getattr(self.scaler_, "method", None) == "rownorm"
+                self.detector_, scores = fit_detector(self.model_, x, "combined", self.contamination, calibration,
+                                                      profile)
         else:
             self.detector_ = None
             scores = apply(self.model_, x, self._scorer(), dtype=_torch_dtype(x)).astype(np.float64)
@@ -524,15 +567,12 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
                 cal = apply(self.model_, calibration, self._scorer(), dtype=_torch_dtype(x))
                 self.calibration_scores_ = np.sort(cal.astype(np.float64))
         self.decision_scores_ = scores
-        self.threshold_ = self._threshold(scores)
+        self.threshold_ = anomaly.threshold(scores, self.contamination)
+        if self.false_alarm_rate is not None:
+            calibration = self.detector_.calibration if self.detector_ is not None else self.calibration_scores_
+            self.threshold_ = anomaly.conformal_threshold(calibration, self.false_alarm_rate)
         self.labels_ = anomaly.labels(self.decision_scores_, self.threshold_)
         return self
-
-    def _threshold(self, scores) -> float:
-        if self.false_alarm_rate is None:
-            return anomaly.threshold(scores, self.contamination)
-        calibration = self.detector_.calibration if self.detector_ is not None else self.calibration_scores_
-        return anomaly.conformal_threshold(calibration, self.false_alarm_rate)
 
     # ----- scores -----
 
@@ -551,12 +591,14 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
         that order: reshape a row to input_shape for its map.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        X = self._input(X, reset=False)
         x = self._to_model_space(X)
         with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
             if self.anomaly_score == "combined":
-                return self.detector_.contributions(self.model_, x)
-            return anomaly.per_feature(self.model_, x, self.anomaly_score, self.smoothing, dtype=_torch_dtype(x))
+                shares = self.detector_.contributions(self.model_, x)
+            else:
+                shares = anomaly.per_feature(self.model_, x, self.anomaly_score, self.smoothing, dtype=_torch_dtype(x))
+        return self._by_input_column(shares)
 
     def _scorer(self):
         return anomaly.scorer(self.anomaly_score, self.smoothing)

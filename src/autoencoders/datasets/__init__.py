@@ -76,6 +76,14 @@ FILE_FORMATS = {
 }
 
 
+def is_table_source(name_or_path) -> bool:
+    """Whether name_or_path is a table file (CSV, TSV, text, Parquet) or a DataFrame."""
+    if tables.is_frame(name_or_path):
+        return True
+    return (isinstance(name_or_path, (str, Path)) and name_or_path not in SOURCES
+            and FILE_FORMATS.get(Path(name_or_path).suffix.lower()) is tables.load_table)
+
+
 def list() -> list[Source]:
     """Every named source with its description and options."""
     return [*SOURCES.values()]

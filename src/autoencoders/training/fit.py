@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .. import runs
+from .. import detection, runs
 from ..errors import CheckpointError, DataError
 from ..inference import apply
 from ..kinds import model_from_config
@@ -24,6 +24,7 @@ from .precision import resolve as resolve_precision
 from .state import TrainingState, commit_epoch
 
 _INIT_ROWS = 10000  # rows the output bias and the code density are fitted on (PCA uses all training rows)
+_DETECTOR_ROWS = 20000  # training (and validation) rows the run's anomaly detector is fitted on
 
 
 def fit(
@@ -116,11 +117,24 @@ def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, wr
     if not model.config.variational:  # the Gaussian plain autoencoders sample from (model.sample)
         rows = trainer.data.train_rows[:_INIT_ROWS]
         model.fit_code_density(apply(model, trainer.data.data, lambda m, b: m.code(b), rows=rows, numpy=False))
-        if writes:
-            commit_epoch(dest.write_to, model, history, trainer.last_state or state)
+    if writes:
+        profile = (getattr(x, "scaling", None) or {}).get("method") == "rownorm"
+        commit_epoch(dest.write_to, model, history, trainer.last_state or state,
+                     _run_detector(model, trainer.data, profile))
     if writes:
         runs.finish_segment(dest.write_to, len(history))
     return history, trainer.data, time.perf_counter() - started
+
+
+def _run_detector(model, data: TrainingData, profile: bool) -> detection.Detector:
+    """The run's anomaly detector (detection.default_score) on at most _DETECTOR_ROWS evenly spread
+    training rows, calibrated on the validation rows (which it neither trained on nor keeps)."""
+    def spread(rows):
+        return rows[torch.linspace(0, len(rows) - 1, _DETECTOR_ROWS).round().long()] if len(rows) > _DETECTOR_ROWS else rows
+
+    calibration = take(data.val_data, spread(data.val_rows)) if len(data.val_rows) else None
+    return detection.fit_detector(model, take(data.data, spread(data.train_rows)), detection.default_score(model.config),
+                                  calibration=calibration, profile=profile)[0]
 
 
 def resume(folder, x=None, **fit_options) -> runs.Run:
@@ -172,6 +186,7 @@ def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, 
         (folder / stale).unlink(missing_ok=True)
     runs.write_config(folder, model, training=asdict(opts),
                       data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
+                            "table": (getattr(x, "info", None) or {}).get("table"),
                             "n_train": len(data.train_rows), "n_val": len(data.val_rows), "device": str(dev),
                             "precision": precision, "processes": world})
 

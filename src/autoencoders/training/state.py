@@ -111,8 +111,13 @@ def _check(meta, tensors: dict, path: Path) -> None:
             raise CheckpointError(f"{path}: unexpected tensor {_PREFIX}{key}")
 
 
-def commit_epoch(folder: Path, model, history: runs.History, state: TrainingState) -> None:
+def commit_epoch(folder: Path, model, history: runs.History, state: TrainingState, detector=None) -> None:
     """The one write of an epoch: weights and training state in one file, replaced by one rename.
-    history.csv follows as a copy for people (the run's history is read from the state)."""
-    write_tensors(folder / runs.WEIGHTS, {**model.state_dict(), **state.tensors()}, {"state": state.metadata()})
+    history.csv follows as a copy for people (the run's history is read from the state). The end of
+    training adds the anomaly detector of the final weights (detection.Detector) to the same file."""
+    tensors, metadata = {**model.state_dict(), **state.tensors()}, {"state": state.metadata()}
+    if detector is not None:
+        tensors.update(detector.tensors())
+        metadata["detector"] = detector.metadata()
+    write_tensors(folder / runs.WEIGHTS, tensors, metadata)
     write_text(folder / runs.HISTORY, history.to_csv())
