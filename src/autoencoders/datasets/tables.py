@@ -176,6 +176,7 @@ def _arrow_frame(table, path: Path, first_row: int | None, header: bool = True):
     if table.num_rows == 0:
         raise DataError(f"{path}: a header but no data rows" if header else f"{path}: the file holds no rows")
     frame = table.to_pandas(date_as_object=False)
+    frame.attrs = {}  # pandas keeps a frame's attrs in Parquet metadata: a stale row offset must not come back
     if first_row is not None:
         frame.attrs["first_row"] = first_row  # the file's row number of the frame's first row, for messages
     return frame
@@ -200,7 +201,7 @@ def _read_parquet(path: Path):
     except (pa.ArrowException, OSError, ValueError) as e:
         raise DataError(f"{path}: not a readable Parquet file ({e})") from None
     _check_unique(table.column_names, str(path))
-    frame = _arrow_frame(table, path, first_row=None)
+    frame = _arrow_frame(table, path, first_row=None, header=False)
     if frame.index.name is not None or frame.index.names[0] is not None:  # a pandas index stored in the file
         frame = frame.reset_index()
     return _named(frame, str(path))
@@ -291,9 +292,9 @@ class TableSchema:
 
 def _strings(name: str, value, unique: bool = True) -> list:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise DataError(f"table schema: {name!r} must be a list of strings, got {value!r}")
+        raise DataError(f"table schema: {name} must be a list of strings, got {value!r}")
     if unique and len(set(value)) != len(value):
-        raise DataError(f"table schema: {name!r} repeats an entry: {value!r}")
+        raise DataError(f"table schema: {name} repeats an entry: {value!r}")
     return value
 
 
@@ -470,6 +471,9 @@ def _guess_text(frame, name: str, values, override: str) -> tuple[str, str | Non
     import pandas as pd
 
     text = values.astype(str).str.strip()
+    values, text = values[(text != "").to_numpy()], text[text != ""]  # blank text is a missing value
+    if text.empty:
+        return "excluded", "has no values: left out"
     numbers = pd.to_numeric(text, errors="coerce")
     is_number = numbers.notna() | text.str.lower().isin(_MISSING_TEXT)
     distinct = text.nunique()
@@ -529,6 +533,8 @@ def _category_strings(series):
     missing = series.isna().to_numpy()
     if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype):
         out = series.astype(object).astype(str).to_numpy(dtype=object)
+    elif pd.api.types.is_string_dtype(series.dtype) and not pd.api.types.is_object_dtype(series.dtype):
+        out = series.str.strip().to_numpy(dtype=object)
     else:
         out = series.map(_category_string, na_action="ignore").to_numpy(dtype=object)
     out[missing] = ""
@@ -579,7 +585,7 @@ def encode(frame, schema) -> np.ndarray:
 def _one_hot(series, categories: list) -> np.ndarray:
     import pandas as pd
 
-    codes = pd.Categorical(_category_strings(series), categories=categories).codes
+    codes = pd.Index(categories).get_indexer(_category_strings(series))  # -1: a category the schema lacks
     out = np.zeros((len(series), len(categories)))
     known = np.flatnonzero(codes >= 0)
     out[known, codes[known]] = 1.0
