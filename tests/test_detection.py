@@ -17,7 +17,6 @@ from autoencoders.kinds import data_defaults
 from autoencoders.runs import WEIGHTS, load_run
 from autoencoders.sklearn import AutoencoderOutlierDetector
 from autoencoders.storage import read_tensor_metadata, read_tensors, write_tensors
-
 from helpers import assert_usage_error, cli
 
 
