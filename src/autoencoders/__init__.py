@@ -6,7 +6,7 @@
     model = ae.load("runs/vae")          # the model;  ae.load_run("runs/vae"): model, config, data, history
 """
 
-from . import datasets, generation, metrics, quality
+from . import datasets, detection, generation, metrics, quality
 from ._version import __version__
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
@@ -34,6 +34,7 @@ __all__ = [
     "build",
     "build_for",
     "datasets",
+    "detection",
     "evaluate",
     "evaluate_loss",
     "generation",

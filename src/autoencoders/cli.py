@@ -231,7 +231,7 @@ def datasets():
 
     for s in ds.list():
         click.echo(str(s))
-    click.echo("Files: .npy, .npz, .csv, .tsv, IDX (.gz), or a folder of PNG/JPEG images (see README).")
+    click.echo("Files: .npy, .npz, .csv, .tsv, .txt, .parquet, IDX (.gz), or a folder of PNG/JPEG images (see README).")
 
 
 def _fit_flags(fn):

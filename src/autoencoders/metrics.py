@@ -243,7 +243,7 @@ def latent_metrics(model, data, labels=None, train=None, train_labels=None, k: i
     from sklearn.decomposition import PCA
 
     y = labels_of(data, labels)
-    if y is None:
+    if y is None or len(np.unique(y)) < 2:  # a probe needs two classes (a folder with one sub-folder has one)
         return {}
     n = as_array(data, "data").shape[0]
     if len(y) != n:

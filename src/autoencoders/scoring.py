@@ -29,9 +29,15 @@ def _schema(ds) -> TableSchema | None:
 
 
 def feature_columns(ds, n_inputs: int) -> list[str]:
-    """The names of the data's columns: a table's own features, else x0, x1, ... (one per model input)."""
+    """The names of the data's columns: a table's own features, pixels of images as c{channel}y{row}x{column},
+    else x0, x1, ... (one per model input)."""
     schema = _schema(ds)
-    return list(schema.features) if schema is not None else [f"x{j}" for j in range(n_inputs)]
+    if schema is not None:
+        return list(schema.features)
+    shape = tuple(ds.input_shape)
+    if len(shape) == 3:
+        return [f"c{c}y{y}x{x}" for c in range(shape[0]) for y in range(shape[1]) for x in range(shape[2])]
+    return [f"x{j}" for j in range(n_inputs)]
 
 
 def by_column(ds, contributions: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ def fit(
     lr_schedule: str = "constant",
     device=None,
     n_threads: int | None = None,
+    contamination: float = 0.1,
     verbose: int = 1,
     command: str | None = None,
     callback: Callable | None = None,
@@ -63,14 +64,15 @@ def fit(
     True stops training there (the run folder is complete, as after the last epoch).
     epochs / batch_size None: decided from the number of training rows (at least 1,000
     optimizer steps; training/options.py), and recorded. n_threads None: torch threads
-    chosen by threads_for (1 for small models or a busy machine).
+    chosen by threads_for (1 for small models or a busy machine). contamination: the expected
+    fraction of outliers in x, which sets the threshold of the run's anomaly detector.
 
     Started by torchrun (WORLD_SIZE > 1), every process runs this with the same
     arguments: the model trains in DistributedDataParallel, each rank on its slice
     of every global batch of `batch_size` rows, and only rank 0 writes `out`.
     """
     opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay,
-                      precision, lr_schedule, n_threads).validate()
+                      precision, lr_schedule, n_threads, contamination).validate()
     data = _training_data(model.config, x, x_val, opts)
     opts = opts.resolved(len(data.train_rows))
     dist, dev = distributed.context(resolve_device(device))
@@ -120,13 +122,13 @@ def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, wr
     if writes:
         profile = (getattr(x, "scaling", None) or {}).get("method") == "rownorm"
         commit_epoch(dest.write_to, model, history, trainer.last_state or state,
-                     _run_detector(model, trainer.data, profile))
+                     _run_detector(model, trainer.data, profile, opts.contamination))
     if writes:
         runs.finish_segment(dest.write_to, len(history))
     return history, trainer.data, time.perf_counter() - started
 
 
-def _run_detector(model, data: TrainingData, profile: bool) -> detection.Detector:
+def _run_detector(model, data: TrainingData, profile: bool, contamination: float) -> detection.Detector:
     """The run's anomaly detector (detection.default_score) on at most _DETECTOR_ROWS evenly spread
     training rows, calibrated on the validation rows (which it neither trained on nor keeps)."""
     def spread(rows):
@@ -134,7 +136,7 @@ def _run_detector(model, data: TrainingData, profile: bool) -> detection.Detecto
 
     calibration = take(data.val_data, spread(data.val_rows)) if len(data.val_rows) else None
     return detection.fit_detector(model, take(data.data, spread(data.train_rows)), detection.default_score(model.config),
-                                  calibration=calibration, profile=profile)[0]
+                                  contamination, calibration, profile)[0]
 
 
 def resume(folder, x=None, **fit_options) -> runs.Run:

@@ -49,6 +49,9 @@ class FitOptions:
     lr_schedule: str = "constant"
     # torch threads while training; None: 1 for small models or a busy machine (threads_for)
     n_threads: int | None = None
+    # expected fraction of outliers in the training rows: the run's detector flags the scores above
+    # their (1 - contamination) quantile (PyOD's rule; detection.py)
+    contamination: float = 0.1
 
     def validate(self) -> FitOptions:
         if self.epochs is not None:
@@ -65,6 +68,7 @@ class FitOptions:
             check_number("clip_grad_norm", self.clip_grad_norm, 0, low_open=True)
         check_number("weight_decay", self.weight_decay, 0)
         check_number("val_fraction", self.val_fraction, 0, 1, high_open=True)
+        check_number("contamination", self.contamination, 0, 0.5, low_open=True)
         if self.precision not in PRECISIONS:
             raise unknown("precision", self.precision, PRECISIONS)
         if self.lr_schedule not in LR_SCHEDULES:
