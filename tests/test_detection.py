@@ -229,3 +229,19 @@ def test_the_estimator_takes_a_dataframe_with_ids_and_categories(tmp_path):
     assert roc_auc_score(truth, det.decision_function(frame)) > 0.95
     with pytest.raises(ValueError, match="fitted on a DataFrame with columns"):
         det.decision_function(frame.drop(columns=["machine"]))
+
+
+def test_image_runs_are_explained_by_pixel_maps(tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "ae", "--data", "digits", "--out", run, "--quiet", "--epochs", "2").returncode == 0
+    detector = load_run(run).detector
+    assert detector.score == "reconstruction" and detector.reference is None  # images: the model's own loss
+    proc = cli("detect", run, "--data", "digits", "--out", tmp_path / "s.csv", "--explain", "--report",
+               tmp_path / "d.html")
+    assert proc.returncode == 0, proc.stderr
+    scores = pd.read_csv(tmp_path / "s.csv")
+    assert list(scores.columns[:5]) == ["index", "score", "outlier", "label", "top_features"]
+    assert scores.columns[5] == "c0y0x0" and scores.shape[1] == 5 + 64
+    assert_allclose(scores.iloc[:, 5:].sum(axis=1), scores["score"], rtol=1e-4)
+    page = (tmp_path / "d.html").read_text()
+    assert "most anomalous images" in page and page.count("<img") == 2  # the histogram and the heatmaps
