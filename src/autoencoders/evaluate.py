@@ -12,7 +12,7 @@ import torch
 
 from . import metrics
 from .generation import sample
-from .models import VariationalAutoencoder
+from .models import LinearGaussian, VariationalAutoencoder
 from .quality import generation_quality
 from .validation import as_array, check_data
 
@@ -53,16 +53,24 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     return out
 
 
-def _variational(model, x, samples: int, examples: int | None, seed: int) -> dict:
-    """ELBO, KL per dimension, active dimensions and the importance-sampled log-likelihood."""
-    kl = metrics.kl_per_dimension(model, x)
-    v = {"elbo_nats": float(metrics.elbo(model, x, seed=seed).mean()), "kl_per_dimension_nats": kl.tolist(),
+def _variational(model, x, samples: int, examples: int | None, seed: int, labels=None) -> dict:
+    """ELBO, KL per dimension, active dimensions and the log-likelihood: importance-sampled, or exact
+    (closed form, every example) for factor analysis and PPCA."""
+    kl = metrics.kl_per_dimension(model, x, labels=labels)
+    v = {"elbo_nats": float(metrics.elbo(model, x, seed=seed, labels=labels).mean()),
+         "kl_per_dimension_nats": kl.tolist(),
          "active_dimensions": int((kl > 0.01).sum()), "active_dimension_threshold_nats": 0.01}
-    if samples:
+    if isinstance(model, LinearGaussian):
+        ll = metrics.exact_log_likelihood(model, x)
+        v.update({"log_likelihood_method": "exact (closed-form Gaussian marginal)"})
+    elif samples:
         rows = torch.arange(min(x.shape[0], examples or x.shape[0]))
-        ll = metrics.log_likelihood(model, x, samples=samples, seed=seed, rows=rows)
-        v.update({"log_likelihood_nats": float(ll.mean()),
-                  "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
-                  "log_likelihood_samples": samples, "log_likelihood_examples": int(len(ll)),
-                  "bits_per_dimension": float(-ll.mean() / (model.config.input_size * math.log(2)))})
+        ll = metrics.log_likelihood(model, x, samples=samples, seed=seed, rows=rows, labels=labels)
+        v.update({"log_likelihood_method": "importance sampling", "log_likelihood_samples": samples})
+    else:
+        return v
+    v.update({"log_likelihood_nats": float(ll.mean()),
+              "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
+              "log_likelihood_examples": int(len(ll)),
+              "bits_per_dimension": float(-ll.mean() / (model.config.input_size * math.log(2)))})
     return v
