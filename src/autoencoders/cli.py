@@ -149,6 +149,13 @@ def _run_data(run, data, data_option):
     return run.dataset(data, _data_options(data_option))
 
 
+def _conditioning(model, ds):
+    """A conditional model's labels for ds (its integer labels), else None."""
+    from .metrics import conditioning
+
+    return conditioning(model, ds)
+
+
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
     """.npy, .csv or .png (an image grid), written atomically."""
     path = Path(path)
@@ -339,16 +346,20 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
-def generate(run, n, out, seed, density):
+@click.option("--label", type=int, default=None, help="the class a conditional VAE (kind cvae) generates")
+def generate(run, n, out, seed, density, label):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
     from .generation import sample
     from .models import VariationalAutoencoder
 
     run = _load_run(run)
+    if label is not None and not run.model.config.n_classes:
+        raise click.UsageError(f"--label is for a conditional model (kind cvae); {run.folder} holds a "
+                               f"{run.model.config.kind!r}")
     train = None
     if density is not None or not isinstance(run.model, VariationalAutoencoder):
         train = _run_data(run, None, ())
-    samples = sample(run.model, n, train=train, density=density, seed=seed)
+    samples = sample(run.model, n, train=train, density=density, seed=seed, labels=label)
     _write_output(out, samples, run.model, ncols=min(16, n))
 
 
@@ -358,11 +369,10 @@ def generate(run, n, out, seed, density):
 @click.option("--data-option", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
 def encode(run, data, data_option, out):
-    """Write the codes of --data (VAE: posterior means)."""
-    from .inference import codes
-
+    """Write the codes of --data (VAE: posterior means; a conditional VAE's given the data's labels)."""
     run = _load_run(run)
-    z = codes(run.model, _run_data(run, data, data_option))
+    ds = _run_data(run, data, data_option)
+    z = run.model.encode(ds, labels=_conditioning(run.model, ds))
     _write_output(out, z, run.model, header=[f"z{i}" for i in range(z.shape[1])])
 
 
@@ -379,18 +389,21 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed):
     """Reconstruct --data (optionally corrupted with --noise first)."""
     import torch
 
+    from .config import check_noise_level
     from .corruption import corrupt
 
     run = _load_run(run)
     model = run.model
-    x = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
+    ds = _run_data(run, data, data_option)
+    x = torch.as_tensor(np.asarray(ds.x, dtype=np.float32))
     if noise is not None:
-        if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
+        if noise_level < 0 or (noise in ("masking", "salt_and_pepper") and noise_level > 1):
             raise click.BadParameter(f"{noise_level} is out of range for --noise {noise}", param_hint="--noise-level")
+        check_noise_level(noise, noise_level, model.config.input_shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             x = corrupt(x, noise, noise_level)
-    recon = model.reconstruct(x.numpy())
+    recon = model.reconstruct(x.numpy(), labels=_conditioning(model, ds))
     if Path(out).suffix.lower() == ".png":
         k = min(32, len(x))
         both = np.concatenate([x[:k].numpy(), recon[:k]])

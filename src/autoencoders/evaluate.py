@@ -27,15 +27,18 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     first N examples (None: all). `train` (a Dataset or array with labels) is used
     to fit the latent probes and, for plain autoencoders, the latent density for
     generation; `judge` (quality.Judge) scores generated samples when generation=True.
+    A conditional model's likelihood and reconstruction metrics condition on the labels
+    (`labels` or the Dataset's); its codes (latent probes, compression) do not see them.
     """
     x = as_array(data, "data")
     check_data(x, model.config.input_shape, "data")
     n = int(x.shape[0])
-    out: dict = {"kind": model.config.kind, "examples": n, "reconstruction": metrics.reconstruction(model, x)}
+    y = metrics.conditioning(model, data, labels)
+    out: dict = {"kind": model.config.kind, "examples": n, "reconstruction": metrics.reconstruction(model, x, labels=y)}
     if model.config.noise is not None:
         out["denoising"] = metrics.denoising(model, x, seed=seed)
     if isinstance(model, VariationalAutoencoder):
-        out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed)
+        out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed, y)
     else:
         out["code_activity"] = metrics.activity(metrics.codes(model, x), activity_threshold)
         if jacobian_examples:

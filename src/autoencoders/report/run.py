@@ -67,11 +67,20 @@ def write_report(folder, data=None) -> Path:
     if data is not None:
         page.sections += _data_sections(model, data)
     if isinstance(model, VariationalAutoencoder) and image_shape(model.config.input_shape) is not None:
-        samples = model.sample(32, generator=torch.Generator().manual_seed(0)).cpu().numpy()
-        page.sections.append(Section("Samples from the prior", "Decoded draws z ~ N(0, I).",
-                                     [("samples", image_grid(samples, model.config.input_shape, ncols=16))]))
+        page.sections.append(_samples_section(model))
     page.footer = f"Produced by: {run.command}" if run.command else f"Run folder: {run.folder}"
     return page.write(run.folder / REPORT)
+
+
+def _samples_section(model) -> Section:
+    """Decoded prior draws; for a conditional model four per class, one class per column."""
+    classes = min(model.config.n_classes, 16)
+    labels = np.tile(np.arange(classes), 4) if classes else None
+    samples = model.sample(4 * classes if classes else 32, generator=torch.Generator().manual_seed(0),
+                           labels=labels).cpu().numpy()
+    text = "Decoded draws z ~ N(0, I)" + (f", with the class of each column (0 to {classes - 1})." if classes else ".")
+    return Section("Samples from the prior", text,
+                   [("samples", image_grid(samples, model.config.input_shape, ncols=classes or 16))])
 
 
 def _data_sections(model, data) -> list[Section]:

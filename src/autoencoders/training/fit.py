@@ -163,7 +163,8 @@ def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, 
     runs.write_run(folder, model, training=asdict(opts),
                    data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
                          "n_train": len(data.train_rows), "n_val": len(data.val_rows),
-                         "labelled": None if data.labels is None else int((data.labels >= 0).sum()), "device": str(dev),
+                         "labelled": None if data.labels is None else int((data.labels[data.train_rows] >= 0).sum()),
+                         "device": str(dev),
                          "precision": precision, "processes": world},
                    command=command)
 
