@@ -23,11 +23,13 @@ def _assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("kind", ["denoising", "vae", "stacked"])
+@pytest.mark.parametrize("kind", ["denoising", "vae", "stacked", "cvae"])
 def test_resume_after_crash_gives_the_uninterrupted_weights(kind, digits, tmp_path, monkeypatch):
     x = digits[0][:600]
     opts = dict(hidden=(16,), latent_dim=4) | ({"pretrain_epochs": 2} if kind == "stacked" else {})
     fit_args = dict(epochs=4, batch_size=50, lr=3e-3, seed=3, verbose=0)
+    if kind == "cvae":  # labels in every batch; label dropout draws from the saved generator state
+        fit_args["y"] = digits[1][:600]
 
     reference = ae.build(kind, input_shape=(64,), **opts)
     ae.fit(reference, x, out=tmp_path / "ref", **fit_args)
