@@ -481,7 +481,7 @@ def report(run, data, data_option):
 @click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def tour(data, out, quick, seed):
-    """The lectures end to end: twelve experiments in one self-contained HTML report."""
+    """The lectures end to end: sixteen experiments in one self-contained HTML report."""
     from .tour import run_tour
 
     path = run_tour(data=data, out=out, quick=quick, seed=seed, echo=lambda s: click.echo(s, err=True))
