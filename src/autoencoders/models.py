@@ -384,7 +384,10 @@ class LinearGaussian(VariationalAutoencoder):
 
     so KL(q || p(z|x)) = 0, the ELBO equals log p(x), and `loss` is the exact -log p(x), the Gaussian
     marginal N(x | mu, W W^T + Psi), in closed form. init='pca' starts at PPCA's maximum-likelihood
-    solution (Tipping & Bishop 1999, eqs. 7-8); gradient epochs then maximise the exact likelihood.
+    solution (Tipping & Bishop 1999, eqs. 7-8); every training epoch is then one EM iteration, its
+    E-step summed over the batches (em_statistics, em_update), which never lowers the likelihood.
+    (Adam on this likelihood does: it moves every parameter by about lr per step, and a pixel with
+    almost no noise cannot afford that in its row of W.)
     """
 
     # psi >= 1e-12 (scikit-learn's FactorAnalysis floor): a constant feature has an unbounded likelihood.
@@ -429,30 +432,68 @@ class LinearGaussian(VariationalAutoencoder):
         nll, kl = self._expected_nll(x, q).mean(), q.kl().mean()
         return LossTerms(nll + kl, reconstruction=nll, kl=kl)
 
+    # ----- training by EM: one iteration per epoch, its E-step summed over batches (training/loop.em_epoch) -----
+
+    def _em_posterior(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W, mu, psi (D,) and G = (I + W^T Psi^-1 W)^-1, in float64."""
+        w, mu = self.decoder[0].weight.double(), self.decoder[0].bias.double()
+        psi = torch.exp(2 * self.noise_log_sigma().double()).flatten().expand(w.shape[0])
+        return w, mu, psi, torch.linalg.inv(torch.eye(w.shape[1], dtype=w.dtype, device=w.device) + (w.T / psi) @ w)
+
+    def em_statistics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A batch's E-step statistics (float64): with r = x - mu and m = E[z|x] = G W^T Psi^-1 r, the sums of
+        1 (n), r (r), r m^T (rm), m m^T (mm) and r^2 per feature (rr)."""
+        w, mu, psi, g = self._em_posterior()
+        r = x.flatten(1).double() - mu
+        m = r @ (g @ (w.T / psi)).T
+        return {"n": torch.tensor([len(x)], dtype=r.dtype, device=r.device), "r": r.sum(0), "rm": r.T @ m,
+                "mm": m.T @ m, "rr": r.pow(2).sum(0)}
+
+    def em_update(self, stats: dict[str, torch.Tensor]) -> None:
+        """The M-step (Rubin & Thayer 1982; Ghahramani & Hinton 1996, eqs. 5-6): with sum E[z z^T] = n G +
+        sum m m^T, W <- (sum r m^T)(sum E[z z^T])^-1 and psi_i <- (sum r_i^2 - sum_j W_ij (sum r m^T)_ij) / n
+        (PPCA: their mean, Tipping & Bishop 1999, appendix B); mu <- the mean of x."""
+        _, mu, _, g = self._em_posterior()
+        n = stats["n"][0]
+        w = stats["rm"] @ torch.linalg.inv(n * g + stats["mm"])
+        psi = ((stats["rr"] - (w * stats["rm"]).sum(1)) / n).clamp(min=math.exp(2 * self.MIN_LOG_SIGMA))
+        if self.config.reconstruction == "gaussian":
+            psi = psi.mean()
+        linear = self.decoder[0]
+        with torch.no_grad():
+            linear.weight.copy_(w.to(linear.weight))
+            linear.bias.copy_((mu + stats["r"] / n).to(linear.bias))
+            self.log_sigma.copy_((0.5 * psi.log()).reshape(self.log_sigma.shape).to(self.log_sigma))
+
+    # ----- the closed-form start -----
+
     def _pca_init(self, x: torch.Tensor) -> None:
-        """PPCA's maximum-likelihood solution (Tipping & Bishop 1999, eqs. 7-8): mu the mean, W = U_k (L_k -
-        sigma^2 I)^1/2 from the top k eigenpairs of the covariance S (divided by N), sigma^2 the mean of the
-        other D - k eigenvalues. Factor analysis starts there with psi_i = S_ii - (W W^T)_ii, the variance
-        W leaves unexplained (at least the floor; W's row of a constant feature zero)."""
+        """The closed-form start. PPCA: its maximum-likelihood solution (Tipping & Bishop 1999, eqs. 7-8): mu the
+        mean, W = U_k (L_k - sigma^2 I)^1/2 from the top k eigenpairs of the covariance S (divided by N),
+        sigma^2 the mean of the other D - k eigenvalues. Factor analysis starts there with psi_i = S_ii -
+        (W W^T)_ii, the variance W leaves unexplained (its EM epochs then take it to its maximum)."""
         flat = x.flatten(1).double()
         n, d = flat.shape
         k = self.config.latent_dim
         if k >= min(n, d):
-            return self._output_bias_init(x)  # no closed form with fewer examples or features than k + 1
+            self._output_bias_init(x)  # no closed form with fewer examples or features than k + 1
+            return
+        floor = math.exp(2 * self.MIN_LOG_SIGMA)
         mean = flat.mean(0)
         centred = flat - mean
         _, s, vt = torch.linalg.svd(centred, full_matrices=False)
         eig = s.pow(2) / n
         variance = centred.pow(2).mean(0)
-        sigma2 = ((variance.sum() - eig[:k].sum()) / (d - k)).clamp(min=math.exp(2 * self.MIN_LOG_SIGMA))
+        sigma2 = ((variance.sum() - eig[:k].sum()) / (d - k)).clamp(min=floor)
         w = vt[:k].T * (eig[:k] - sigma2).clamp(min=0).sqrt()
         w[variance == 0] = 0
         if self.config.reconstruction == "gaussian":
-            log_sigma = 0.5 * sigma2.log()
+            psi = sigma2.expand(1)
         else:
-            log_sigma = 0.5 * (variance - w.pow(2).sum(1)).clamp(min=math.exp(2 * self.MIN_LOG_SIGMA)).log()
+            psi = (variance - w.pow(2).sum(1)).clamp(min=floor)
         linear = self.decoder[0]
         with torch.no_grad():
             linear.weight.copy_(w.to(linear.weight))
             linear.bias.copy_(mean.to(linear.bias))
-            self.log_sigma.copy_(log_sigma.reshape(self.log_sigma.shape).to(self.log_sigma))
+            self.log_sigma.copy_((0.5 * psi.log()).reshape(self.log_sigma.shape).to(self.log_sigma))
+

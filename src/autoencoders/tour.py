@@ -144,8 +144,7 @@ class Tour:
         pca = self.pca(k)
         ppca = build("ppca", input_shape=self.shape, latent_dim=k, seed=self.seed)
         ppca.initialise_from_data(torch.from_numpy(train))  # the maximum-likelihood closed form: no gradient steps
-        fa = self.train("factor_analysis", train, epochs=b.digits_epochs, lr=1e-2, batch_size=128,
-                        lr_schedule="cosine", latent_dim=k)
+        fa = self.train("factor_analysis", train, epochs=b.digits_epochs, batch_size=512, latent_dim=k)  # EM epochs
         # Free bits keep the code in use: at this learning rate the per-pixel variances otherwise win the race
         # and the code collapses to the prior (every sample the mean digit).
         vae = self.train("vae", train, lr=3 * b.lr, latent_dim=k, hidden=(512,), reconstruction="gaussian_per_feature",

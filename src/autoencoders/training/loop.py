@@ -39,6 +39,7 @@ class Stage:
     model: torch.nn.Module
     epochs: int
     features: Callable | None = None  # maps the main input rows to this stage's input (stacked layers)
+    em: bool = False  # one EM iteration per epoch (em_epoch) instead of gradient steps: factor analysis, PPCA
 
 
 def plan(model, epochs: int) -> list[Stage]:
@@ -48,7 +49,7 @@ def plan(model, epochs: int) -> list[Stage]:
     if model.config.pretrain_epochs > 0:
         stages = [Stage(layer.name, layer.model, model.config.pretrain_epochs, layer.features)
                   for layer in greedy_layers(model)]
-    return stages + [Stage("finetune" if stages else "train", model, epochs)]
+    return stages + [Stage("finetune" if stages else "train", model, epochs, em=hasattr(model, "em_statistics"))]
 
 
 @dataclass
@@ -173,6 +174,30 @@ def train_epoch(model, data: TrainingData, step: Step, opts: FitOptions, generat
     return {k: float(v) / len(rows) for k, v in zip(names, totals.tolist())}
 
 
+def em_epoch(model, data: TrainingData, dist: distributed.Context, batch_size: int, bar) -> dict:
+    """One EM iteration over the training rows (factor analysis, PPCA): the E-step's sufficient statistics
+    summed batch by batch (and over ranks), then the M-step (model.em_statistics, model.em_update). Returns
+    the mean loss terms at the parameters the epoch started from."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    stats: dict[str, torch.Tensor] = {}
+    rows = data.train_rows[dist.rank::dist.world] if dist.enabled else data.train_rows
+    with torch.no_grad():
+        for xb in row_batches(data.data, batch_size, rows):
+            xb = xb.to(model.device)
+            for k, v in model.em_statistics(xb).items():
+                stats[k] = stats.get(k, 0) + v
+            for k, v in model.loss(xb).tensors.items():
+                sums[k] = sums.get(k, 0) + v.double() * len(xb)
+            bar.update(1)
+        names, shapes = list(stats), [stats[k].shape for k in stats]
+        flat = dist.sum(torch.cat([stats[k].reshape(-1) for k in names]))  # one all-reduce
+        model.em_update(dict(zip(names, (part.reshape(shape) for part, shape in
+                                         zip(flat.split([math.prod(shape) for shape in shapes]), shapes)))))
+    totals = dist.sum(torch.stack([sums[k] for k in sums]))
+    return {k: float(v) / len(data.train_rows) for k, v in zip(sums, totals.tolist())}
+
+
 def make_optimizer(model, opts: FitOptions) -> torch.optim.Optimizer:
     """Adam, fused into one kernel per step where this PyTorch supports it (CPU since 2.4, CUDA), else foreach."""
     try:
@@ -270,7 +295,10 @@ class Trainer:
             # Each rank its own noise stream (corruption, VAE sampling), reproducible per epoch
             # whatever the number of processes a resumed run has.
             torch.manual_seed(hash((self.opts.seed, index, epoch, self.dist.rank)) % 2**63)
-        train = train_epoch(stage.model, data, step, self.opts, self.shuffle, bar, (epoch - 1) * steps)
+        if stage.em:
+            train = em_epoch(stage.model, data, self.dist, self.opts.batch_size, bar)
+        else:
+            train = train_epoch(stage.model, data, step, self.opts, self.shuffle, bar, (epoch - 1) * steps)
         val = evaluate_loss(stage.model, data.val_data, data.val_rows, labels=data.val_labels) if len(data.val_rows) else {}
         seconds = time.perf_counter() - t0
         for prefix, terms in (("train", train), ("validation", val)):
