@@ -30,6 +30,7 @@ def test_resume_after_crash_gives_the_uninterrupted_weights(kind, digits, tmp_pa
     fit_args = dict(epochs=4, batch_size=50, lr=3e-3, seed=3, verbose=0)
     if kind == "cvae":  # labels in every batch; label dropout draws from the saved generator state
         fit_args["y"] = digits[1][:600]
+        opts["label_dropout"] = 0.2
 
     reference = ae.build(kind, input_shape=(64,), **opts)
     ae.fit(reference, x, out=tmp_path / "ref", **fit_args)

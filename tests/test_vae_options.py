@@ -107,15 +107,17 @@ def test_bad_labels_are_refused(split, call, error, message):
 @pytest.mark.slow
 def test_cvae_on_mnist_5k_is_judged_the_requested_digit_90_percent_of_the_time():
     # The README's figure: judge = quality.judge_for(mnist-5k) (784-512-256-10 MLP, 20 epochs), its
-    # accuracy on the official 10,000 MNIST test digits asserted above 0.9 (measured 0.93).
+    # accuracy on the official 10,000 MNIST test digits asserted above 0.9 (measured 0.943).
     if not (MNIST_TEST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"the official MNIST test split is not in {MNIST_TEST}")
     train = ae.datasets.load("mnist-5k")
     test = ae.datasets.load("mnist", split="test", data_dir=str(MNIST_TEST), download=False)
     judge = quality.judge_for(train)
     assert judge.accuracy(test.x, test.y) > 0.9
-    model = ae.build("cvae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256), seed=0)
-    ae.fit(model, train, epochs=30, seed=0, verbose=0)
+    # The README's recipe: beta = 2 keeps the class out of the code (with beta = 1 the code carries it and
+    # 30 epochs give 60%, 100 epochs 88%).
+    model = ae.build("cvae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256), beta=2.0, seed=0)
+    ae.fit(model, train, epochs=50, seed=0, verbose=0)
     labels = np.repeat(np.arange(10), 100)
     samples = model.sample(1000, generator=torch.Generator().manual_seed(0), labels=labels).numpy()
     assert (judge.predict_proba(samples).argmax(1) == labels).mean() >= 0.9

@@ -57,8 +57,9 @@ class ModelConfig:
     # one-hot vector; label -1 (or none given) is "unknown", an all-zero vector.
     n_classes: int = 0
     # Conditional: the fraction of training labels hidden at random (made "unknown"), so that the model also
-    # encodes and decodes without labels.
-    label_dropout: float = 0.1
+    # encodes and decodes without labels. Off by default: on mnist-5k 0.1 cost 20 points of class accuracy
+    # (the code learns to carry the class for the unlabelled rows, and then carries it for all).
+    label_dropout: float = 0.0
     sparsity: str | None = None  # None, "l1" (lambda * |z|_1) or "kl" (lambda * sum_j KL(rho||rho_hat_j))
     sparsity_weight: float = 1e-3  # lambda of the sparsity penalty
     sparsity_target: float = 0.05  # rho for the KL penalty, in (0, 1)

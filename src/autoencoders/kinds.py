@@ -95,7 +95,7 @@ register(Kind(
 register(Kind(
     "cvae",
     "conditional VAE: encoder q(z|x, y) and decoder p(x|z, y) see the class y; generates the class asked for",
-    dict(_VARIATIONAL, n_classes=10, label_dropout=0.1),
+    dict(_VARIATIONAL, n_classes=10, label_dropout=0.0),
     fixed=dict(variational=True, code_activation="linear"),
 ))
 # Linear-Gaussian models: one linear decoder, the exact posterior, the exact likelihood as the loss.
