@@ -26,17 +26,7 @@ def dequantised():
     return ((raw + np.random.default_rng(0).random(raw.shape)) / 17.0).astype(np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small models: one thread for torch and for NumPy's BLAS (scikit-learn), which on a busy machine
-    # otherwise spends seconds waiting for its other threads.
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _with_sklearn_parameters(fa: FactorAnalysis) -> ae.Autoencoder:
