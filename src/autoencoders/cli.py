@@ -478,7 +478,7 @@ def report(run, data, data_option):
 @main.command()
 @click.option("--data", default="mnist-5k", show_default=True, help="image dataset for the digit experiments")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
+@click.option("--quick", is_flag=True, help="fewer epochs and examples (about a minute)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def tour(data, out, quick, seed):
     """The lectures end to end: sixteen experiments in one self-contained HTML report."""
