@@ -15,7 +15,7 @@ from autoencoders.distributions import DiagonalGaussian, free_bits_kl
 from autoencoders.models import kl_weight
 from autoencoders.training import loop
 
-MNIST_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+MNIST_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repository
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
