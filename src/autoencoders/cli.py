@@ -151,6 +151,13 @@ def _run_data(run, data, data_option):
     return run.dataset(data, _data_options(data_option))
 
 
+def _conditioning(model, ds):
+    """A conditional model's labels for ds (its integer labels), else None."""
+    from .metrics import conditioning
+
+    return conditioning(model, ds)
+
+
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
     """.npy, .csv or .png (an image grid), written atomically."""
     path = Path(path)
@@ -427,18 +434,22 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
+@click.option("--label", type=int, default=None, help="the class a conditional VAE (kind cvae) generates")
 @with_threads
-def generate(run, n, out, seed, density, threads):
+def generate(run, n, out, seed, density, label, threads):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
     _set_threads(threads)
     from .generation import sample
     from .models import VariationalAutoencoder
 
     run = _load_run(run)
+    if label is not None and not run.model.config.n_classes:
+        raise click.UsageError(f"--label is for a conditional model (kind cvae); {run.folder} holds a "
+                               f"{run.model.config.kind!r}")
     train = None
     if density is not None or not isinstance(run.model, VariationalAutoencoder):
         train = _run_data(run, None, ())
-    samples = sample(run.model, n, train=train, density=density, seed=seed)
+    samples = sample(run.model, n, train=train, density=density, seed=seed, labels=label)
     _write_output(out, samples, run.model, ncols=min(16, n))
 
 
@@ -449,12 +460,11 @@ def generate(run, n, out, seed, density, threads):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
 @with_threads
 def encode(run, data, data_option, out, threads):
-    """Write the codes of --data (VAE: posterior means)."""
+    """Write the codes of --data (VAE: posterior means; a conditional VAE's given the data's labels)."""
     _set_threads(threads)
-    from .inference import codes
-
     run = _load_run(run)
-    z = codes(run.model, _run_data(run, data, data_option))
+    ds = _run_data(run, data, data_option)
+    z = run.model.encode(ds, labels=_conditioning(run.model, ds))
     _write_output(out, z, run.model, header=[f"z{i}" for i in range(z.shape[1])])
 
 
@@ -474,20 +484,23 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     _set_threads(threads)
     import torch
 
+    from .config import check_noise_level
     from .corruption import corrupt
     from .images import interleave
 
     run = _load_run(run)
     model = run.model
-    clean = torch.as_tensor(np.asarray(_run_data(run, data, data_option).x, dtype=np.float32))
+    ds = _run_data(run, data, data_option)
+    clean = torch.as_tensor(np.asarray(ds.x, dtype=np.float32))
     rows = [clean]
     if noise is not None:
-        if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
+        if noise_level < 0 or (noise in ("masking", "salt_and_pepper") and noise_level > 1):
             raise click.BadParameter(f"{noise_level} is out of range for --noise {noise}", param_hint="--noise-level")
+        check_noise_level(noise, noise_level, model.config.input_shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rows.append(corrupt(clean, noise, noise_level))
-    recon = model.reconstruct(rows[-1].numpy())
+    recon = model.reconstruct(rows[-1].numpy(), labels=_conditioning(model, ds))
     if Path(out).suffix.lower() == ".png":  # the first 64: input (, corrupted), reconstruction, 8 per row
         k = min(64, len(clean))
         _write_output(out, interleave([r[:k] for r in [*rows, recon]], ncols=8), model, ncols=min(8, k))
@@ -589,11 +602,11 @@ def report(run, data, data_option, threads):
 @main.command()
 @click.option("--data", default="mnist-5k", show_default=True, help="image dataset for the digit experiments")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
+@click.option("--quick", is_flag=True, help="fewer epochs and examples (about a minute)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @with_threads
 def tour(data, out, quick, seed, threads):
-    """The lectures end to end: twelve experiments in one self-contained HTML report."""
+    """The lectures end to end: sixteen experiments in one self-contained HTML report."""
     _set_threads(threads)
     from .tour import run_tour
 

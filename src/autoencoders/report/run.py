@@ -170,15 +170,21 @@ def _reconstruction_rows(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
 
 
 def _samples(model) -> Section | None:
-    """New examples: a VAE's prior, or the Gaussian ae.fit fitted to a plain autoencoder's codes."""
+    """New examples: a VAE's prior (a conditional one's four per class, one class per column), or the
+    Gaussian ae.fit fitted to a plain autoencoder's codes."""
     shape = model.config.input_shape
     if image_shape(shape) is None:
         return None
     variational = isinstance(model, VariationalAutoencoder)
     if not variational and not bool(model.code_cholesky.any()):
         return None
-    samples = model.sample(32, seed=0)
+    classes = min(model.config.n_classes, 16)
+    labels = np.tile(np.arange(classes), 4) if classes else None
+    samples = model.sample(len(labels) if classes else 32, seed=0, labels=labels)
     source = "draws z ~ N(0, I) from the prior" if variational else \
         "codes drawn from the Gaussian fitted to the training codes (the model has no prior)"
+    if classes:
+        source += f", with the class of each column (0 to {classes - 1})"
     title = "Samples from the prior" if variational else "Samples from the codes' Gaussian"
-    return Section(title, f"32 decoded {source}.", [("samples", image_grid(samples, shape, ncols=16))])
+    return Section(title, f"{len(samples)} decoded {source}.",
+                   [("samples", image_grid(samples, shape, ncols=classes or 16))])
