@@ -33,7 +33,6 @@ def ring_map(z: np.ndarray) -> np.ndarray:
 
 def ring(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
     """x = g(z), z ~ N(0, I) in 2-D, g(z) = z / 10 + z / ||z||: a Gaussian mapped onto a ring; y = ||z||."""
-    _check(n, noise)
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, 2))
     x = ring_map(z) + noise * rng.standard_normal((n, 2))
