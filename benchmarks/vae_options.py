@@ -68,7 +68,7 @@ def cvae_accuracy(args, train, test):
         model = ae.build("cvae", latent_dim=16, seed=0, **NETWORK, **options)
         with Timer() as t:
             ae.fit(model, train, epochs=epochs, seed=0, verbose=0)
-        samples = model.sample(1000, generator=torch.Generator().manual_seed(0), labels=labels).numpy()
+        samples = model.sample(1000, seed=0, labels=labels)
         judged = judge.predict_proba(samples).argmax(1)
         per_digit = np.array([(judged[labels == c] == c).mean() for c in range(10)])
         ll = metrics.log_likelihood(model, test, samples=args.samples, rows=torch.arange(args.ll_examples),

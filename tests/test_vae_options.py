@@ -41,7 +41,8 @@ def test_cvae_generates_the_requested_digit(split):
     model = ae.build("cvae", input_shape=(64,), latent_dim=8, hidden=(128,))
     ae.fit(model, x, y=y, epochs=10, lr=3e-3, batch_size=64, verbose=0)
     labels = np.repeat(np.arange(10), 30)
-    samples = model.sample(300, generator=torch.Generator().manual_seed(0), labels=labels).numpy()
+    # model.sample returns NumPy on every model since issue 14 (it returned a tensor when this test was written).
+    samples = model.sample(300, generator=torch.Generator().manual_seed(0), labels=labels)
     accuracy = (judge.predict_proba(samples).argmax(1) == labels).mean()
     assert accuracy >= 0.9  # measured 1.00
     # The same class from the CLI's single label, and from the generation module.
@@ -111,7 +112,7 @@ def test_cvae_on_mnist_5k_is_judged_the_requested_digit_90_percent_of_the_time()
     model = ae.build("cvae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256), beta=2.0, seed=0)
     ae.fit(model, train, epochs=50, seed=0, verbose=0)
     labels = np.repeat(np.arange(10), 100)
-    samples = model.sample(1000, generator=torch.Generator().manual_seed(0), labels=labels).numpy()
+    samples = model.sample(1000, generator=torch.Generator().manual_seed(0), labels=labels)  # NumPy (issue 14)
     assert (judge.predict_proba(samples).argmax(1) == labels).mean() >= 0.9
 
 

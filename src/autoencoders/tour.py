@@ -196,7 +196,7 @@ class Tour:
                 ax.figure.colorbar(ax.imshow(np.full_like(psi, np.log10(sigma2)), cmap="viridis",
                                              vmin=np.log10(psi).min(), vmax=np.log10(psi).max()), ax=ax), ax.axis("off")))],
             width=3.6, height=3.0)
-        draws = image_rows([(name, m.sample(12, generator=torch.Generator().manual_seed(self.seed)).numpy())
+        draws = image_rows([(name, m.sample(12, seed=self.seed))
                             for name, m in (("PPCA", ppca), ("factor analysis", fa), ("VAE", vae))], self.shape)
         return Section(
             "Factor analysis: from PCA to the VAE",
