@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, check_choice, check_int, check_number, unknown
-from .nets import ACTIVATIONS
+from .nets import ACTIVATIONS, code_grid
 
 RECONSTRUCTIONS = ("bce", "mse", "gaussian")
 SPARSITIES = ("l1", "kl")
 NOISES = ("gaussian", "masking", "salt_and_pepper")
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "fully_conv")
 INITS = ("random", "pca")
 
 
@@ -27,8 +27,10 @@ class ModelConfig:
     latent_dim: int = 16  # code size; may exceed the input size (overcomplete) with sparsity
     hidden: tuple[int, ...] = (256, 64)  # MLP widths from the input towards the code
     activation: str = "relu"  # non-linearity of hidden layers (the lectures use "sigmoid")
-    architecture: str = "mlp"  # "mlp" or "conv" (image input (C, H, W))
-    channels: tuple[int, ...] = (32, 64)  # conv: channels of each stride-2 layer
+    # "mlp"; "conv" (image input (C, H, W): stride-2 convolutions, then the MLP `hidden` to the code);
+    # "fully_conv" (no dense layer: the code is latent_dim / (h * w) maps on the last layer's h x w grid)
+    architecture: str = "mlp"
+    channels: tuple[int, ...] = (32, 64)  # conv, fully_conv: channels of each stride-2 layer
     code_activation: str = "linear"  # non-linearity on the code ("sigmoid" for KL sparsity)
     # "bce": Bernoulli likelihood from logits (data in [0, 1]); "mse": summed squared error;
     # "gaussian": Gaussian likelihood in nats with one learned variance (Rybkin et al. 2021).
@@ -45,6 +47,12 @@ class ModelConfig:
     # (Hutchinson 1990; one vector-Jacobian product each); 0 = exact, one product per code unit.
     # A single sigmoid layer always uses its exact closed form.
     contractive_projections: int = 1
+    # Learned compression (Balle et al. 2017): uniform noise U(-w/2, w/2) added to the code in training,
+    # w = code_noise, stands in for rounding it to a grid of step w; rate_weight (lambda) adds lambda *
+    # the code's rate in bits under a learned per-dimension logistic density. codec.compress(..., step=w)
+    # quantises such a model's codes on the grid it was trained for.
+    code_noise: float = 0.0
+    rate_weight: float = 0.0
     init: str = "random"  # "pca": closed-form PCA weights before training (linear models)
     pretrain_epochs: int = 0  # stacked: greedy epochs per layer before end-to-end fine-tuning
     seed: int = 0  # seeds the weight initialisation
@@ -73,16 +81,21 @@ class ModelConfig:
             if getattr(self, name) not in ACTIVATIONS:
                 raise unknown(name, getattr(self, name), ACTIVATIONS)
         check_choice("architecture", self.architecture, ARCHITECTURES)
-        if self.architecture == "conv":
+        if self.architecture in ("conv", "fully_conv"):
             if len(shape) != 3:
-                raise ConfigError(f"architecture='conv' needs input_shape (C, H, W), got {shape}")
+                raise ConfigError(f"architecture={self.architecture!r} needs input_shape (C, H, W), got {shape}")
             if not self.channels:
-                raise ConfigError("architecture='conv' needs at least one entry in channels")
+                raise ConfigError(f"architecture={self.architecture!r} needs at least one entry in channels")
+        if self.architecture == "fully_conv":
+            h, w = code_grid(shape, self.channels)
+            if self.latent_dim % (h * w):
+                raise ConfigError(f"architecture='fully_conv' makes the code maps of {h}x{w} on input {shape}: "
+                                  f"latent_dim must be a multiple of {h * w}, got {self.latent_dim}")
         check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("sparsity", self.sparsity, SPARSITIES, optional=True)
         check_choice("noise", self.noise, NOISES, optional=True)
         check_choice("init", self.init, INITS)
-        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level"):
+        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level", "code_noise", "rate_weight"):
             check_number(name, getattr(self, name), 0)
         check_number("sparsity_target", self.sparsity_target, 0, 1, low_open=True, high_open=True)
         if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
@@ -92,6 +105,11 @@ class ModelConfig:
                 "sparsity='kl' compares mean activations with rho, so it needs code_activation='sigmoid', "
                 f"got {self.code_activation!r}"
             )
+        if self.rate_weight > 0 and self.code_noise == 0:
+            raise ConfigError("rate_weight prices the code on a grid of step code_noise: set code_noise > 0 "
+                              "(e.g. 1.0) with it")
+        if self.variational and (self.code_noise > 0 or self.rate_weight > 0):
+            raise ConfigError("code_noise and rate_weight are for deterministic codes, not a variational model")
         if self.init == "pca" and (self.hidden or self.code_activation != "linear" or self.variational):
             raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
         check_int("pretrain_epochs", self.pretrain_epochs, 0)

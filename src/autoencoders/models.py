@@ -63,21 +63,18 @@ class Autoencoder(nn.Module):
         c = config
         code_size = 2 * c.latent_dim if c.variational else c.latent_dim
         if encoder is None:
-            if c.architecture == "conv":
-                encoder = nets.conv_encoder(c.input_shape, c.channels, c.hidden, code_size, c.activation, c.code_activation)
-            else:
-                encoder = nets.mlp_encoder(c.input_shape, c.hidden, code_size, c.activation, c.code_activation)
+            encoder = nets.encoder(c.architecture, c.input_shape, c.channels, c.hidden, code_size, c.activation,
+                                   c.code_activation)
         if decoder is None:
-            if c.architecture == "conv":
-                decoder = nets.conv_decoder(c.latent_dim, c.channels, c.hidden, c.input_shape, c.activation)
-            else:
-                decoder = nets.mlp_decoder(c.latent_dim, c.hidden, c.input_shape, c.activation)
+            decoder = nets.decoder(c.architecture, c.latent_dim, c.channels, c.hidden, c.input_shape, c.activation)
         self.encoder = encoder
         self.decoder = decoder
         if c.reconstruction == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(()))
         else:
             self.log_sigma = None
+        # Per code dimension: the location and log-scale of the logistic density the rate term prices it with.
+        self.code_density = nn.Parameter(torch.zeros(2, c.latent_dim)) if c.rate_weight > 0 else None
 
     @property
     def device(self) -> torch.device:
@@ -132,6 +129,14 @@ class Autoencoder(nn.Module):
             return corrupt(x, self.config.noise, self.config.noise_level)
         return x
 
+    def noisy_code(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's input in training: z + U(-w/2, w/2) when the config asks for code_noise w, which
+        has the statistics of rounding z to a grid of step w (Balle et al. 2017), so the decoder learns to
+        work from quantised codes; z itself otherwise."""
+        if self.training and self.config.code_noise > 0:
+            return z + (torch.rand_like(z) - 0.5) * self.config.code_noise
+        return z
+
     def _closed_form_jacobian(self) -> bool:
         c = self.config
         return c.architecture == "mlp" and not c.hidden and c.code_activation == "sigmoid" and not c.variational
@@ -159,8 +164,13 @@ class Autoencoder(nn.Module):
         code = self.encoder(x_in)
         # .float(): under bf16/fp16 autocast the layers run in low precision, the losses in float32.
         z = code.float()
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
+        z_noisy = self.noisy_code(z)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z_noisy).float(), x, self.log_sigma)
         total, terms = nll, {"reconstruction": nll}
+        if c.rate_weight > 0:
+            r = penalties.code_rate_bits(z_noisy, self.code_density, c.code_noise)
+            total = total + c.rate_weight * r
+            terms["rate"] = r
         if c.sparsity is not None:
             s = penalties.l1_activity(z) if c.sparsity == "l1" else penalties.kl_sparsity(z, c.sparsity_target)
             total = total + c.sparsity_weight * s
