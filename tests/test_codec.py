@@ -46,9 +46,9 @@ def test_entropy_coder_is_exact(alphabet, shape):
     payload = codec.encode_symbols(symbols, levels)
     np.testing.assert_array_equal(codec.decode_symbols(payload, levels, n), symbols)
     bits = 8 * len(payload) / n
-    if shape == "uniform":  # the adaptive counts' learning cost: at most 12% over log2(levels) (measured <= 10%)
-        assert bits <= 1.12 * np.log2(levels).sum() + 0.1
-    else:  # within 3 bits per example of the empirical entropy (measured: 0.03 to 2.5)
+    if shape == "uniform":  # the adaptive counts' learning cost over log2(levels): measured at most 18%, for
+        assert bits <= 1.2 * np.log2(levels).sum() + 0.1  # 4,096 levels seen 1,000 times (0.25 times each)
+    else:  # within 3 bits per example of the empirical entropy (measured: 0.03 to 1.4)
         entropy = sum(_entropy_bits(symbols[:, j]) for j in range(len(levels)))
         assert bits <= entropy + 3, (bits, entropy)
 

@@ -55,11 +55,16 @@ MAX_BITS = 12  # 4,096 levels: far below any model's own error, and the adaptive
 # every real code costs far more), so a header's count can be checked against the file before
 # the decoder allocates anything: a hostile header cannot declare billions of examples.
 EXAMPLES_PER_BYTE = 4
-# Adaptive frequency counts: every symbol of a dimension starts at 1 and each coded symbol adds
-# INCREMENT, i.e. the sequential estimate of a Dirichlet(1 / INCREMENT) prior, which adapts fast
-# to the few levels a code dimension actually uses (cf. Witten, Neal & Cleary 1987, "Arithmetic
-# coding for data compression"; the increment was chosen on MNIST codes, see the README).
-INCREMENT = 16
+# Adaptive frequency counts: every symbol of a dimension starts at 1 and each coded symbol adds an
+# increment c, i.e. the sequential estimate under a Dirichlet(1 / c) prior (cf. Witten, Neal & Cleary
+# 1987, "Arithmetic coding for data compression"), which adapts fast to the few levels a code
+# dimension actually uses. c = max(INCREMENT, levels / PRIOR_WEIGHT): the uniform start is worth at
+# most PRIOR_WEIGHT coded symbols, so a dimension with thousands of levels still learns its few
+# common ones within a few hundred examples. Measured on the recipe's codes of the 10,000 MNIST test
+# digits (step 1, at most 22 levels): increments 1, 4, 16, 64 give 53.66, 53.62, 53.65, 53.71 bytes
+# per digit (54.42-55.60 for the first 500), against 53.43 for the static empirical entropy.
+INCREMENT = 4
+PRIOR_WEIGHT = 64
 
 _PREFIX = struct.Struct("<8sHQ")  # magic, format version, total length
 _HEADER = struct.Struct("<16sQIBBf")  # fingerprint, count, latent_dim, bits, ndim, step
@@ -135,11 +140,11 @@ def encode_symbols(symbols: np.ndarray, levels: np.ndarray) -> bytes:
     coded = np.flatnonzero(levels > 1)
     encoder = constriction.stream.queue.RangeEncoder()
     if len(coded):
-        counts, rows = _initial_counts(levels[coded])
+        counts, rows, increments = _initial_counts(levels[coded])
         family = constriction.stream.model.Categorical(perfect=False)
         for row in symbols[:, coded]:
             encoder.encode(row, family, counts)
-            counts[rows, row] += INCREMENT  # after coding: the decoder updates from what it decoded
+            counts[rows, row] += increments  # after coding: the decoder updates from what it decoded
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -153,24 +158,26 @@ def decode_symbols(payload: bytes, levels: np.ndarray, count: int) -> np.ndarray
     if len(payload) % 4:
         raise DataError(f"the coded payload has {len(payload)} bytes, not a whole number of 32-bit words")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    counts, rows = _initial_counts(levels[coded])
+    counts, rows, increments = _initial_counts(levels[coded])
     family = constriction.stream.model.Categorical(perfect=False)
     part = np.empty((count, len(coded)), dtype=np.int32)
     for i in range(count):
         row = decoder.decode(family, counts)
         part[i] = row
-        counts[rows, row] += INCREMENT
+        counts[rows, row] += increments
     if (part >= levels[coded]).any():  # possible only for a file altered with a valid checksum
         raise DataError("the coded payload decodes to symbols outside the quantiser's levels: the file is corrupt")
     symbols[:, coded] = part
     return symbols
 
 
-def _initial_counts(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One row of counts per dimension: 1 for each of its levels, 0 beyond (constriction gives
-    those the smallest representable probability: they can be coded, at ~24 bits, and never are)."""
+def _initial_counts(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per dimension: a row of counts (1 for each of its levels, 0 beyond: constriction gives those the
+    smallest representable probability, so they could be coded, at ~24 bits, and never are), its row
+    index, and the increment of a coded symbol."""
     counts = (np.arange(int(levels.max()))[None, :] < levels[:, None]).astype(np.float64)
-    return counts, np.arange(len(levels))
+    increments = np.maximum(INCREMENT, np.ceil(levels / PRIOR_WEIGHT))
+    return counts, np.arange(len(levels)), increments
 
 
 # ----- the file -----
