@@ -270,6 +270,15 @@ def test_image_codecs_measure_real_files(x):
     assert webp[0]["bytes_per_example"] > 20 and 10 < webp[0]["psnr_db"] < 60
 
 
+def test_rate_distortion_curves(x):
+    model = ae.build("ae", input_shape=(1, 8, 8), latent_dim=4, hidden=(16,), code_noise=0.5)
+    curves = codec.rate_distortion(model, x[:30], train=x, bits=(4,), qualities=(50,))
+    assert list(curves) == ["autoencoder", "pca", "png", "jpeg", "webp"]
+    settings = [p["setting"] for p in curves["autoencoder"]]
+    assert settings[:3] == ["4-d, 4 bits", "4-d, step 0.25", "4-d, step 0.35"]  # steps around the trained grid
+    assert all(p["bytes_per_example"] > 0 and "mean_psnr_db" in p for pts in curves.values() for p in pts)
+
+
 # ----- the command line -----
 
 
