@@ -404,27 +404,57 @@ def _config_file(config_file) -> dict:
               help="importance samples per example (0: skip the log-likelihood)")
 @click.option("--log-likelihood-examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every metric to this JSON file")
+@click.option("--rate-distortion", is_flag=True,
+              help="also compress --data with RUN's codec at bits 2-8, next to the PCA codec (fitted on the run's "
+                   "training data) and PNG/JPEG/WebP for images")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False),
+              help="write the metrics (and the rate-distortion plot) as an HTML page")
 @with_threads
-def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, threads):
+def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, rate_distortion,
+             report_out, threads):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
     _set_threads(threads)
     from .evaluate import evaluate as ev
-    from .report.run import flatten
+    from .report.run import flatten, write_evaluation
 
-    run = _load_run(run)
-    ds = _run_data(run, data, data_option)
-    result = ev(run.model, ds, log_likelihood_samples=log_likelihood_samples,
+    for flag, path in (("--json", json_out), ("--report", report_out)):
+        if path and not Path(path).parent.exists():
+            raise click.UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option)
+    result = ev(loaded.model, ds, log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
     header = f"{result['examples']} examples of {ds.name}"
     if "log_likelihood_examples" in result.get("vae", {}):
         header += (f"; log-likelihood on the first {result['vae']['log_likelihood_examples']}, "
                    f"{log_likelihood_samples} importance samples each")
     click.echo(header + "; each group below gives the examples it used")
+    if rate_distortion:
+        result["rate_distortion"] = _rate_distortion(loaded, ds)
     for key, value in flatten(result):
         click.echo(f"{key:<48} {value:.6g}" if isinstance(value, float) else f"{key:<48} {value}")
+    for points in result.get("rate_distortion", {}).values():
+        for p in points:
+            quality = f"{p['mean_psnr_db']:.2f} dB" if "mean_psnr_db" in p else f"MSE {p['mse_per_feature']:.4g}"
+            click.echo(f"rate_distortion  {p['codec']:<12} {p['setting']:<18} {p['bytes_per_example']:9.2f} bytes  {quality}")
     if json_out:
         storage.write_json(Path(json_out), result)
         click.echo(f"wrote {json_out}")
+    if report_out:
+        write_evaluation(Path(report_out), result, f"autoencoders evaluate: {loaded.folder.name} on {ds.name}",
+                         "autoencoders " + shlex.join(sys.argv[1:]))
+        click.echo(f"wrote {report_out}")
+
+
+def _rate_distortion(run, ds) -> dict:
+    """codec.rate_distortion of ds, with the PCA codec fitted on the run's training data when it is recorded."""
+    from . import codec
+
+    try:
+        train = run.dataset()
+    except (AutoencodersError, OSError):  # trained from arrays, or the data moved: no PCA baseline
+        train = None
+    return codec.rate_distortion(run.model, ds, train=train)
 
 
 @main.command()
@@ -466,6 +496,81 @@ def encode(run, data, data_option, out, threads):
     ds = _run_data(run, data, data_option)
     z = run.model.encode(ds, labels=_conditioning(run.model, ds))
     _write_output(out, z, run.model, header=[f"z{i}" for i in range(z.shape[1])])
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", required=True, help="dataset name or path (read in the run's scaling)")
+@click.option("--data-option", multiple=True, metavar="KEY=VALUE")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="the file to write")
+@click.option("--bits", type=int, default=None, help="quantisation: the widest code dimension gets 2**bits "
+              "levels, 1 to 12 [default: 8]")
+@click.option("--step", type=float, default=None, help="quantisation step in code units, instead of --bits "
+              "(a model trained with --code-noise W was trained for step W)")
+@with_threads
+def compress(run, data, data_option, out, bits, step, threads):
+    """Compress --data into one file: RUN's codes, quantised and range-coded (README: Compression)."""
+    _set_threads(threads)
+    from . import codec
+
+    if bits is not None and step is not None:
+        raise click.UsageError("give --bits or --step, not both")
+
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option)
+    out = Path(out)
+    if not out.parent.exists():
+        raise click.UsageError(f"--out {out}: folder {out.parent} does not exist")
+    blob = codec.compress(loaded.model, ds, bits=8 if bits is None else bits, step=step)
+    storage.write_bytes(out, blob)
+    header = codec.read_header(blob)
+    click.echo(f"wrote {out}: {len(ds)} examples in {len(blob):,} bytes, {len(blob) / len(ds):.2f} per example "
+               f"(header {header.header_bytes} bytes, codes {len(blob) - header.header_bytes:,})")
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(),
+              help="examples.npy, grid.png (the first 64) or a folder (one PNG per example)")
+@with_threads
+def decompress(run, file, out, threads):
+    """Decode FILE, written by `compress` with the same RUN, to --out."""
+    _set_threads(threads)
+    from . import codec
+
+    loaded = _load_run(run)
+    path = Path(file)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        x = codec.decompress(loaded.model, path.read_bytes())
+    except (DataError, CheckpointError) as e:
+        raise type(e)(f"{path}: {e}") from None
+    out = Path(out)
+    if out.suffix:
+        _write_output(out, x[:64] if out.suffix.lower() == ".png" else x, loaded.model, ncols=8)
+    else:
+        _save_image_folder(out, x, loaded.model.config.input_shape)
+        click.echo(f"wrote {len(x)} images to {out}/")
+
+
+def _save_image_folder(folder: Path, array: np.ndarray, input_shape) -> None:
+    """One 8-bit PNG per example (values in [0, 1]), named by index, each written atomically."""
+    from PIL import Image
+
+    from .images import as_images, image_shape
+
+    if image_shape(input_shape) is None:
+        raise click.UsageError(f"--out {folder}: the data are not images; write .npy instead")
+    if folder.exists() and not folder.is_dir():
+        raise click.UsageError(f"--out {folder} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(len(array) - 1)))
+    for i, image in enumerate(as_images(array, input_shape)):
+        buf = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+        storage.write_bytes(folder / f"{i:0{width}d}.png", buf.getvalue())
 
 
 @main.command()

@@ -11,13 +11,13 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import ConfigError, check_choice, check_int, check_number, unknown
-from .nets import ACTIVATIONS
+from .nets import ACTIVATIONS, code_grid
 
 RECONSTRUCTIONS = ("bce", "mse", "gaussian", "gaussian_per_feature")
 GAUSSIAN_RECONSTRUCTIONS = ("gaussian", "gaussian_per_feature")
 SPARSITIES = ("l1", "kl")
 NOISES = ("gaussian", "masking", "salt_and_pepper", "downsample")
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "fully_conv")
 INITS = ("random", "pca")
 POSTERIORS = ("amortised", "exact")
 OBJECTIVES = ("elbo", "iwae")
@@ -30,8 +30,10 @@ class ModelConfig:
     latent_dim: int = 16  # code size; may exceed the input size (overcomplete) with sparsity
     hidden: tuple[int, ...] = (256, 64)  # MLP widths from the input towards the code
     activation: str = "relu"  # non-linearity of hidden layers (the lectures use "sigmoid")
-    architecture: str = "mlp"  # "mlp" or "conv" (image input (C, H, W))
-    channels: tuple[int, ...] = (32, 64)  # conv: channels of each stride-2 layer
+    # "mlp"; "conv" (image input (C, H, W): stride-2 convolutions, then the MLP `hidden` to the code);
+    # "fully_conv" (no dense layer: the code is latent_dim / (h * w) maps on the last layer's h x w grid)
+    architecture: str = "mlp"
+    channels: tuple[int, ...] = (32, 64)  # conv, fully_conv: channels of each stride-2 layer
     code_activation: str = "linear"  # non-linearity on the code ("sigmoid" for KL sparsity)
     # "bce": Bernoulli likelihood from logits (data in [0, 1]); "mse": summed squared error;
     # "gaussian": Gaussian likelihood in nats with one learned variance (Rybkin et al. 2021);
@@ -70,6 +72,12 @@ class ModelConfig:
     # (Hutchinson 1990; one vector-Jacobian product each); 0 = exact, one product per code unit.
     # A single sigmoid layer always uses its exact closed form.
     contractive_projections: int = 1
+    # Learned compression (Balle et al. 2017): uniform noise U(-w/2, w/2) added to the code in training,
+    # w = code_noise, stands in for rounding it to a grid of step w; rate_weight (lambda) adds lambda *
+    # the code's rate in bits under a learned per-dimension logistic density. codec.compress(..., step=w)
+    # quantises such a model's codes on the grid it was trained for.
+    code_noise: float = 0.0
+    rate_weight: float = 0.0
     init: str = "random"  # "pca": closed-form PCA weights before training (linear models)
     pretrain_epochs: int = 0  # stacked: greedy epochs per layer before end-to-end fine-tuning
     seed: int = 0  # seeds the weight initialisation
@@ -98,16 +106,22 @@ class ModelConfig:
             if getattr(self, name) not in ACTIVATIONS:
                 raise unknown(name, getattr(self, name), ACTIVATIONS)
         check_choice("architecture", self.architecture, ARCHITECTURES)
-        if self.architecture == "conv":
+        if self.architecture in ("conv", "fully_conv"):
             if len(shape) != 3:
-                raise ConfigError(f"architecture='conv' needs input_shape (C, H, W), got {shape}")
+                raise ConfigError(f"architecture={self.architecture!r} needs input_shape (C, H, W), got {shape}")
             if not self.channels:
-                raise ConfigError("architecture='conv' needs at least one entry in channels")
+                raise ConfigError(f"architecture={self.architecture!r} needs at least one entry in channels")
+        if self.architecture == "fully_conv":
+            h, w = code_grid(shape, self.channels)
+            if self.latent_dim % (h * w):
+                raise ConfigError(f"architecture='fully_conv' makes the code maps of {h}x{w} on input {shape}: "
+                                  f"latent_dim must be a multiple of {h * w}, got {self.latent_dim}")
         check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("sparsity", self.sparsity, SPARSITIES, optional=True)
         check_choice("noise", self.noise, NOISES, optional=True)
         check_choice("init", self.init, INITS)
-        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level", "free_bits"):
+        for name in ("beta", "sparsity_weight", "contractive_weight", "noise_level", "free_bits", "code_noise",
+                     "rate_weight"):
             check_number(name, getattr(self, name), 0)
         check_number("sparsity_target", self.sparsity_target, 0, 1, low_open=True, high_open=True)
         check_noise_level(self.noise, self.noise_level, shape)
@@ -117,6 +131,11 @@ class ModelConfig:
                 "sparsity='kl' compares mean activations with rho, so it needs code_activation='sigmoid', "
                 f"got {self.code_activation!r}"
             )
+        if self.rate_weight > 0 and self.code_noise == 0:
+            raise ConfigError("rate_weight prices the code on a grid of step code_noise: set code_noise > 0 "
+                              "(e.g. 1.0) with it")
+        if self.variational and (self.code_noise > 0 or self.rate_weight > 0):
+            raise ConfigError("code_noise and rate_weight are for deterministic codes, not a variational model")
         exact = self.posterior == "exact"
         if self.init == "pca" and (self.hidden or self.code_activation != "linear" or (self.variational and not exact)):
             raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational "
@@ -137,8 +156,10 @@ class ModelConfig:
     def inactive_options(self) -> set[str]:
         """Options whose value has no effect with the others (a report lists the rest)."""
         off = set()
-        if self.architecture != "conv":
+        if self.architecture == "mlp":
             off.add("channels")
+        if self.architecture == "fully_conv":
+            off.add("hidden")  # no dense layer: the code is maps on the last grid
         if self.sparsity is None:
             off |= {"sparsity_weight", "sparsity_target"}
         elif self.sparsity != "kl":
@@ -149,6 +170,8 @@ class ModelConfig:
             off.add("contractive_projections")
         if not self.variational:
             off |= {"beta", "posterior", "kl_warmup_epochs", "free_bits", "objective", "iwae_samples", "n_classes"}
+        if self.code_noise == 0:
+            off.add("rate_weight")
         if self.objective != "iwae":
             off.add("iwae_samples")
         if self.n_classes == 0:
@@ -168,6 +191,9 @@ class ModelConfig:
                               ("kl_warmup_epochs", 0), ("free_bits", 0.0)):
                 if getattr(self, name) != off:
                     raise ConfigError(f"{name}={getattr(self, name)!r} needs a variational model (kind 'vae' or 'cvae')")
+        if self.n_classes and self.architecture == "fully_conv":
+            raise ConfigError("n_classes > 0 (a conditional model) needs architecture 'mlp' or 'conv': a fully "
+                              "convolutional decoder has no input for the class")
         if self.objective == "iwae" and (self.beta != 1 or self.free_bits or self.kl_warmup_epochs):
             raise ConfigError("objective='iwae' is a bound on log p(x) itself: it needs beta=1, free_bits=0 and "
                               f"kl_warmup_epochs=0, got beta={self.beta}, free_bits={self.free_bits}, "

@@ -29,6 +29,8 @@ _PLAIN = dict(
     noise_level=0.3,
     contractive_weight=0.0,
     contractive_projections=1,
+    code_noise=0.0,
+    rate_weight=0.0,
 )
 
 

@@ -77,17 +77,14 @@ class Autoencoder(nn.Module):
         code_size = 2 * c.latent_dim if c.variational else c.latent_dim
         k = c.n_classes  # a conditional model's encoder and decoder take the one-hot class as k more inputs
         if encoder is None:
-            if c.architecture == "conv":
-                shape = (c.input_shape[0] + k, *c.input_shape[1:])  # the class as k constant channels
-                encoder = nets.conv_encoder(shape, c.channels, c.hidden, code_size, c.activation, c.code_activation)
+            if k:  # the class as k constant channels of an image, or k more inputs of a vector
+                shape = (c.input_shape[0] + k, *c.input_shape[1:]) if c.architecture != "mlp" else (c.input_size + k,)
             else:
-                shape = (c.input_size + k,) if k else c.input_shape
-                encoder = nets.mlp_encoder(shape, c.hidden, code_size, c.activation, c.code_activation)
+                shape = c.input_shape
+            encoder = nets.encoder(c.architecture, shape, c.channels, c.hidden, code_size, c.activation,
+                                   c.code_activation)
         if decoder is None:
-            if c.architecture == "conv":
-                decoder = nets.conv_decoder(c.latent_dim + k, c.channels, c.hidden, c.input_shape, c.activation)
-            else:
-                decoder = nets.mlp_decoder(c.latent_dim + k, c.hidden, c.input_shape, c.activation)
+            decoder = nets.decoder(c.architecture, c.latent_dim + k, c.channels, c.hidden, c.input_shape, c.activation)
         self.encoder = encoder
         self.decoder = decoder
         if c.reconstruction in ("gaussian", "gaussian_per_feature"):
@@ -100,6 +97,8 @@ class Autoencoder(nn.Module):
             # plain autoencoder can sample too; a zero Cholesky factor means "not fitted yet".
             self.register_buffer("code_mean", torch.zeros(c.latent_dim))
             self.register_buffer("code_cholesky", torch.zeros(c.latent_dim, c.latent_dim))
+        # Per code dimension: the location and log-scale of the logistic density the rate term prices it with.
+        self.code_density = nn.Parameter(torch.zeros(2, c.latent_dim)) if c.rate_weight > 0 else None
 
     @property
     def device(self) -> torch.device:
@@ -136,7 +135,7 @@ class Autoencoder(nn.Module):
     def _encoded(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """The encoder's output for input x and one-hot class y (None: unconditional)."""
         if y is not None:
-            if self.config.architecture == "conv":
+            if self.config.architecture != "mlp":  # conv (fully_conv takes no class)
                 x = torch.cat([x, y.to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
             else:
                 x = torch.cat([x.flatten(1), y.to(x.dtype)], 1)
@@ -189,6 +188,14 @@ class Autoencoder(nn.Module):
             return corrupt(x, self.config.noise, self.config.noise_level)
         return x
 
+    def noisy_code(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's input in training: z + U(-w/2, w/2) when the config asks for code_noise w, which
+        has the statistics of rounding z to a grid of step w (Balle et al. 2017), so the decoder learns to
+        work from quantised codes; z itself otherwise."""
+        if self.training and self.config.code_noise > 0:
+            return z + (torch.rand_like(z) - 0.5) * self.config.code_noise
+        return z
+
     def _closed_form_jacobian(self) -> bool:
         c = self.config
         return c.architecture == "mlp" and not c.hidden and c.code_activation == "sigmoid" and not c.variational
@@ -222,8 +229,13 @@ class Autoencoder(nn.Module):
         code = self.encoder(x_in)
         # .float(): under bf16/fp16 autocast the layers run in low precision, the losses in float32.
         z = code.float()
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z).float(), x, self.log_sigma)
+        z_noisy = self.noisy_code(z)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z_noisy).float(), x, self.log_sigma)
         total, terms = nll, {"reconstruction": nll}
+        if c.rate_weight > 0:
+            r = penalties.code_rate_bits(z_noisy, self.code_density, c.code_noise)
+            total = total + c.rate_weight * r
+            terms["rate"] = r
         if c.sparsity is not None:
             s = penalties.l1_activity(z) if c.sparsity == "l1" else penalties.kl_sparsity(z, c.sparsity_target)
             total = total + c.sparsity_weight * s
