@@ -238,6 +238,15 @@ def test_bad_options_name_option_value_and_bound(kind, options, message):
         ae.build(kind, input_shape=shape, **options)
 
 
+def test_a_conditional_model_refuses_the_fully_convolutional_code():
+    # fully_conv (issue 16) decodes code maps with no input for the one-hot class: refused by name,
+    # not left to fail as a shape error in the decoder.
+    with pytest.raises(ae.ConfigError, match="n_classes > 0 .a conditional model. needs architecture 'mlp' or 'conv'"):
+        ae.build("cvae", input_shape=(1, 8, 8), architecture="fully_conv", channels=(8,), latent_dim=16)
+    model = ae.build("cvae", input_shape=(1, 8, 8), architecture="conv", channels=(8,), hidden=(16,), latent_dim=4)
+    assert model.encode(np.zeros((3, 1, 8, 8), np.float32), labels=[0, 1, 2]).shape == (3, 4)
+
+
 def test_downsample_needs_images():
     with pytest.raises(ae.ConfigError, match=r"noise='downsample' shrinks images: it needs input_shape \(C, H, W\)"):
         ae.build("denoising", input_shape=(64,), noise="downsample", noise_level=2)
