@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 
@@ -14,3 +15,16 @@ def digits():
 def digit_images(digits):
     x, y = digits
     return x.reshape(-1, 1, 8, 8), y
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for torch and for NumPy's BLAS (scikit-learn) in a module of small models: on a busy
+    2-core machine a second thread only waits (a scikit-learn fit took 12 s instead of 0.1 s)."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)

@@ -141,3 +141,21 @@ def test_python_dash_m_and_entry_point_agree():
     if exe.exists():
         proc = subprocess.run([exe, "kinds"], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout == cli("kinds").stdout
+
+
+def test_conditional_vae_from_the_command_line(tmp_path, run):
+    # Trained in this process (`train cvae` is `fit` on the dataset, whose labels it uses; the report costs
+    # the subprocess 15 s here), sampled by the command line.
+    folder = tmp_path / "cvae"
+    model = ae.build("cvae", input_shape=(1, 8, 8), latent_dim=4, hidden=(64,))
+    ae.fit(model, ae.datasets.load("digits"), epochs=10, lr=3e-3, out=folder, verbose=0)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model"]["n_classes"] == 10 and config["data"]["labelled"] == 1617  # the dataset's labels
+    cli("generate", folder, "-n", "40", "--label", "7", "--out", tmp_path / "sevens.npy", check=0)
+    sevens = np.load(tmp_path / "sevens.npy")
+    assert sevens.shape == (40, 1, 8, 8)
+    digits = ae.datasets.load("digits")
+    judge = ae.quality.train_judge(digits.x, digits.y, epochs=10)
+    assert (judge.predict_proba(sevens).argmax(1) == 7).mean() >= 0.9
+    assert_usage_error(cli("generate", run, "--label", "3", "--out", tmp_path / "y.npy"),
+                       "--label is for a conditional model (kind cvae)")

@@ -13,7 +13,7 @@ SMALL = {"hidden": (32,)}
 
 
 def _options(kind, architecture="mlp"):
-    opts = {} if kind == "pca" else dict(SMALL)
+    opts = dict(SMALL) if "hidden" in ae.get_kind(kind).options else {}  # linear kinds fix hidden=()
     if architecture == "conv":
         opts.update(architecture="conv", channels=(8, 16))
     if kind == "stacked":

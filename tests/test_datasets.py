@@ -24,7 +24,7 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 def test_list_names_every_source_with_options():
     names = [s.name for s in ae.datasets.list()]
-    assert names == ["mnist", "fashion-mnist", "mnist-5k", "digits", "line", "circle", "spiral", "swiss-roll"]
+    assert names == ["mnist", "fashion-mnist", "mnist-5k", "digits", "line", "circle", "ring", "spiral", "swiss-roll"]
     mnist = ae.datasets.SOURCES["mnist"]
     assert mnist.options["split"] == "train" and "data_dir" in mnist.options
 

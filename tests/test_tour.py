@@ -22,15 +22,16 @@ def tour_report(tmp_path_factory):
     return out / "tour.html"
 
 
-def test_tour_report_has_all_twelve_sections_and_tables(tour_report):
+def test_tour_report_has_all_sixteen_sections_and_tables(tour_report):
     html = tour_report.read_text()
     titles = re.findall(r"<h2>(\d+)\. ", html)
-    assert titles == [str(i) for i in range(1, 13)]
-    assert html.count("<table>") >= 12 and html.count('src="data:image/png;base64,') >= 15
+    assert titles == [str(i) for i in range(1, 17)]
+    assert html.count("<table>") >= 16 and html.count('src="data:image/png;base64,') >= 21
     assert "http://" not in html and "https://" not in html  # readable offline: nothing to fetch
-    for phrase in ("PCA versus the linear autoencoder", "The circle", "The spiral", "Sparse autoencoder", "Denoising",
-                   "Contractive", "Stacked", "Variational autoencoder", "Generation", "Anomaly detection",
-                   "Compression"):
+    for phrase in ("PCA versus the linear autoencoder", "Factor analysis", "The circle", "The spiral",
+                   "Sparse autoencoder", "Denoising", "Super-resolution", "Contractive", "Stacked",
+                   "Variational autoencoder", "A ring from a Gaussian", "Ones and eights", "Generation",
+                   "Anomaly detection", "Compression"):
         assert phrase in html
 
 
@@ -53,7 +54,7 @@ def test_tour_report_renders_in_headless_chromium(tour_report):
         toc = page.evaluate("document.querySelectorAll('nav li').length")
         page.screenshot(path=str(ARTIFACTS / "tour-quick.png"), full_page=True)
         browser.close()
-    assert len(widths) >= 15 and all(w > 0 for w in widths), widths
-    assert toc == 12
+    assert len(widths) >= 21 and all(w > 0 for w in widths), widths
+    assert toc == 16
     assert errors == []
     assert (ARTIFACTS / "tour-quick.png").stat().st_size > 10_000

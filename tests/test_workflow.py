@@ -70,6 +70,22 @@ def test_library_resume_continues_from_the_run(digits, tmp_path):
         assert torch.equal(resumed.model.state_dict()[k], v), k
 
 
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_a_run_from_before_the_newer_model_options_loads_and_resumes(kind, digits, tmp_path):
+    # config.json of a run written before issues 15 and 16 added model options: it lacks them, and
+    # they take their defaults (the model is the same), for ae.load and for resume's same-model check.
+    model = ae.build(kind, input_shape=(64,), hidden=(8,), latent_dim=2)
+    ae.fit(model, digits[0][:300], epochs=2, out=tmp_path / "r", verbose=0)
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    newer = ("posterior", "kl_warmup_epochs", "free_bits", "objective", "iwae_samples", "n_classes", "label_dropout",
+             "code_noise", "rate_weight")
+    config["model"] = {k: v for k, v in config["model"].items() if k not in newer}
+    (tmp_path / "r" / "config.json").write_text(json.dumps(config))
+    assert ae.load(tmp_path / "r").config == model.config
+    resumed = ae.resume(tmp_path / "r", x=digits[0][:300], epochs=3)
+    assert len(resumed.history) == 3
+
+
 # ----- data: every command reuses the recorded source -----
 
 

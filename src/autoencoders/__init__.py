@@ -4,9 +4,10 @@
     model = ae.build("vae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256))
     ae.fit(model, x_train, epochs=20, out="runs/vae")
     model = ae.load("runs/vae")          # the model;  ae.load_run("runs/vae"): model, config, data, history
+    blob = ae.codec.compress(model, x)   # a file of our own; ae.codec.decompress(model, blob) reads it back
 """
 
-from . import datasets, detection, generation, metrics, quality
+from . import codec, datasets, detection, generation, metrics, quality
 from ._version import __version__
 from .config import ModelConfig
 from .errors import AutoencodersError, CheckpointError, ConfigError, DataError, TrainingError
@@ -33,6 +34,7 @@ __all__ = [
     "__version__",
     "build",
     "build_for",
+    "codec",
     "datasets",
     "detection",
     "evaluate",

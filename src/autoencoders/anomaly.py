@@ -31,7 +31,7 @@ from .inference import BATCH_SIZE, apply
 
 def _reconstruction_terms(model, x: torch.Tensor) -> torch.Tensor:
     # model.code is the deterministic code: the posterior mean for a VAE.
-    out = model.decoder(model.code(x))
+    out = model.decoder_out(model.code(x))
     return reconstruction_nll_per_feature(model.config.reconstruction, out, x, model.log_sigma).flatten(1)
 
 
@@ -82,7 +82,7 @@ def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
     # not depend on which other rows share the batch. For reconstruction='mse' the first term is the
     # summed squared error: the Gaussian NLL with sigma^2 = 1/2 less a constant, same ranking.
     q = model.posterior_of(x)
-    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder(q.mean), x, model.log_sigma)
+    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder_out(q.mean), x, model.log_sigma)
     return nll + q.kl()
 
 

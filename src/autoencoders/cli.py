@@ -151,6 +151,13 @@ def _run_data(run, data, data_option):
     return run.dataset(data, _data_options(data_option))
 
 
+def _conditioning(model, ds):
+    """A conditional model's labels for ds (its integer labels), else None."""
+    from .metrics import conditioning
+
+    return conditioning(model, ds)
+
+
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
     """.npy, .csv or .png (an image grid), written atomically."""
     path = Path(path)
@@ -415,27 +422,57 @@ def _config_file(config_file) -> dict:
               help="importance samples per example (0: skip the log-likelihood)")
 @click.option("--log-likelihood-examples", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="write every metric to this JSON file")
+@click.option("--rate-distortion", is_flag=True,
+              help="also compress --data with RUN's codec at bits 2-8, next to the PCA codec (fitted on the run's "
+                   "training data) and PNG/JPEG/WebP for images")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False),
+              help="write the metrics (and the rate-distortion plot) as an HTML page")
 @with_threads
-def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, threads):
+def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, rate_distortion,
+             report_out, threads):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
     _set_threads(threads)
     from .evaluate import evaluate as ev
-    from .report.run import flatten
+    from .report.run import flatten, write_evaluation
 
-    run = _load_run(run)
-    ds = _run_data(run, data, data_option)
-    result = ev(run.model, ds, log_likelihood_samples=log_likelihood_samples,
+    for flag, path in (("--json", json_out), ("--report", report_out)):
+        if path and not Path(path).parent.exists():
+            raise click.UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option)
+    result = ev(loaded.model, ds, log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
     header = f"{result['examples']} examples of {ds.name}"
     if "log_likelihood_examples" in result.get("vae", {}):
         header += (f"; log-likelihood on the first {result['vae']['log_likelihood_examples']}, "
                    f"{log_likelihood_samples} importance samples each")
     click.echo(header + "; each group below gives the examples it used")
+    if rate_distortion:
+        result["rate_distortion"] = _rate_distortion(loaded, ds)
     for key, value in flatten(result):
         click.echo(f"{key:<48} {value:.6g}" if isinstance(value, float) else f"{key:<48} {value}")
+    for points in result.get("rate_distortion", {}).values():
+        for p in points:
+            quality = f"{p['mean_psnr_db']:.2f} dB" if "mean_psnr_db" in p else f"MSE {p['mse_per_feature']:.4g}"
+            click.echo(f"rate_distortion  {p['codec']:<12} {p['setting']:<18} {p['bytes_per_example']:9.2f} bytes  {quality}")
     if json_out:
         storage.write_json(Path(json_out), result)
         click.echo(f"wrote {json_out}")
+    if report_out:
+        write_evaluation(Path(report_out), result, f"autoencoders evaluate: {loaded.folder.name} on {ds.name}",
+                         "autoencoders " + shlex.join(sys.argv[1:]))
+        click.echo(f"wrote {report_out}")
+
+
+def _rate_distortion(run, ds) -> dict:
+    """codec.rate_distortion of ds, with the PCA codec fitted on the run's training data when it is recorded."""
+    from . import codec
+
+    try:
+        train = run.dataset()
+    except (AutoencodersError, OSError):  # trained from arrays, or the data moved: no PCA baseline
+        train = None
+    return codec.rate_distortion(run.model, ds, train=train)
 
 
 @main.command()
@@ -445,18 +482,22 @@ def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_exam
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--density", type=click.Choice(DENSITIES), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
+@click.option("--label", type=int, default=None, help="the class a conditional VAE (kind cvae) generates")
 @with_threads
-def generate(run, n, out, seed, density, threads):
+def generate(run, n, out, seed, density, label, threads):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
     _set_threads(threads)
     from .generation import sample
     from .models import VariationalAutoencoder
 
     run = _load_run(run)
+    if label is not None and not run.model.config.n_classes:
+        raise click.UsageError(f"--label is for a conditional model (kind cvae); {run.folder} holds a "
+                               f"{run.model.config.kind!r}")
     train = None
     if density is not None or not isinstance(run.model, VariationalAutoencoder):
         train = _run_data(run, None, ())
-    samples = sample(run.model, n, train=train, density=density, seed=seed)
+    samples = sample(run.model, n, train=train, density=density, seed=seed, labels=label)
     _write_output(out, samples, run.model, ncols=min(16, n))
 
 
@@ -467,13 +508,11 @@ def generate(run, n, out, seed, density, threads):
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
 @with_threads
 def encode(run, data, data_option, out, threads):
-    """Write the codes of --data (VAE: posterior means)."""
+    """Write the codes of --data (VAE: posterior means; a conditional VAE's given the data's labels)."""
     _set_threads(threads)
-    from .inference import codes
-
     run = _load_run(run)
     ds = _run_data(run, data, data_option)
-    z = codes(run.model, ds)
+    z = run.model.encode(ds, labels=_conditioning(run.model, ds))
     header = [f"z{i}" for i in range(z.shape[1])]
     if _is_table_file(out) and ds.ids is not None:  # the rows keep their identifier columns
         import pandas as pd
@@ -482,6 +521,81 @@ def encode(run, data, data_option, out, threads):
 
         return _write_frame(out, with_ids(ds, pd.DataFrame(z, columns=header)))
     _write_output(out, z, run.model, header=header)
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.option("--data", required=True, help="dataset name or path (read in the run's scaling)")
+@click.option("--data-option", multiple=True, metavar="KEY=VALUE")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="the file to write")
+@click.option("--bits", type=int, default=None, help="quantisation: the widest code dimension gets 2**bits "
+              "levels, 1 to 12 [default: 8]")
+@click.option("--step", type=float, default=None, help="quantisation step in code units, instead of --bits "
+              "(a model trained with --code-noise W was trained for step W)")
+@with_threads
+def compress(run, data, data_option, out, bits, step, threads):
+    """Compress --data into one file: RUN's codes, quantised and range-coded (README: Compression)."""
+    _set_threads(threads)
+    from . import codec
+
+    if bits is not None and step is not None:
+        raise click.UsageError("give --bits or --step, not both")
+
+    loaded = _load_run(run)
+    ds = _run_data(loaded, data, data_option)
+    out = Path(out)
+    if not out.parent.exists():
+        raise click.UsageError(f"--out {out}: folder {out.parent} does not exist")
+    blob = codec.compress(loaded.model, ds, bits=8 if bits is None else bits, step=step)
+    storage.write_bytes(out, blob)
+    header = codec.read_header(blob)
+    click.echo(f"wrote {out}: {len(ds)} examples in {len(blob):,} bytes, {len(blob) / len(ds):.2f} per example "
+               f"(header {header.header_bytes} bytes, codes {len(blob) - header.header_bytes:,})")
+
+
+@main.command()
+@click.argument("run", type=click.Path())
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(),
+              help="examples.npy, grid.png (the first 64) or a folder (one PNG per example)")
+@with_threads
+def decompress(run, file, out, threads):
+    """Decode FILE, written by `compress` with the same RUN, to --out."""
+    _set_threads(threads)
+    from . import codec
+
+    loaded = _load_run(run)
+    path = Path(file)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        x = codec.decompress(loaded.model, path.read_bytes())
+    except (DataError, CheckpointError) as e:
+        raise type(e)(f"{path}: {e}") from None
+    out = Path(out)
+    if out.suffix:
+        _write_output(out, x[:64] if out.suffix.lower() == ".png" else x, loaded.model, ncols=8)
+    else:
+        _save_image_folder(out, x, loaded.model.config.input_shape)
+        click.echo(f"wrote {len(x)} images to {out}/")
+
+
+def _save_image_folder(folder: Path, array: np.ndarray, input_shape) -> None:
+    """One 8-bit PNG per example (values in [0, 1]), named by index, each written atomically."""
+    from PIL import Image
+
+    from .images import as_images, image_shape
+
+    if image_shape(input_shape) is None:
+        raise click.UsageError(f"--out {folder}: the data are not images; write .npy instead")
+    if folder.exists() and not folder.is_dir():
+        raise click.UsageError(f"--out {folder} exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(len(array) - 1)))
+    for i, image in enumerate(as_images(array, input_shape)):
+        buf = io.BytesIO()
+        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+        storage.write_bytes(folder / f"{i:0{width}d}.png", buf.getvalue())
 
 
 @main.command()
@@ -500,6 +614,7 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     _set_threads(threads)
     import torch
 
+    from .config import check_noise_level
     from .corruption import corrupt
     from .images import interleave
 
@@ -509,12 +624,13 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     clean = torch.as_tensor(np.asarray(ds.x, dtype=np.float32))
     rows = [clean]
     if noise is not None:
-        if not 0 <= noise_level <= (1 if noise != "gaussian" else float("inf")):
+        if noise_level < 0 or (noise in ("masking", "salt_and_pepper") and noise_level > 1):
             raise click.BadParameter(f"{noise_level} is out of range for --noise {noise}", param_hint="--noise-level")
+        check_noise_level(noise, noise_level, model.config.input_shape)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             rows.append(corrupt(clean, noise, noise_level))
-    recon = model.reconstruct(rows[-1].numpy())
+    recon = model.reconstruct(rows[-1].numpy(), labels=_conditioning(model, ds))
     if Path(out).suffix.lower() == ".png":  # the first 64: input (, corrupted), reconstruction, 8 per row
         k = min(64, len(clean))
         _write_output(out, interleave([r[:k] for r in [*rows, recon]], ncols=8), model, ncols=min(8, k))
@@ -634,11 +750,11 @@ def report(run, data, data_option, threads):
 @main.command()
 @click.option("--data", default="mnist-5k", show_default=True, help="image dataset for the digit experiments")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="fewer epochs and examples (under 90 s)")
+@click.option("--quick", is_flag=True, help="fewer epochs and examples (about a minute)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @with_threads
 def tour(data, out, quick, seed, threads):
-    """The lectures end to end: twelve experiments in one self-contained HTML report."""
+    """The lectures end to end: sixteen experiments in one self-contained HTML report."""
     _set_threads(threads)
     from .tour import run_tour
 

@@ -24,13 +24,14 @@ def reconstruction_nll_per_feature(kind: str, out: torch.Tensor, x: torch.Tensor
     """Reconstruction loss of each feature of each example (x's shape).
 
     bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
-    mse: squared error. gaussian: -log N(x | out, sigma^2) in nats.
+    mse: squared error. gaussian: -log N(x | out, sigma^2) in nats; gaussian_per_feature:
+    -log N(x | out, diag sigma^2), log_sigma holding one value per feature (it broadcasts).
     """
     if kind == "bce":
         return F.binary_cross_entropy_with_logits(out, x, reduction="none")
     if kind == "mse":
         return (out - x) ** 2
-    # gaussian, with one learned log standard deviation
+    # gaussian: one learned log standard deviation, or one per feature
     return 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
 
 
@@ -97,3 +98,49 @@ class DiagonalGaussian:
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log q(z|x) summed over the latent dimensions; z is (N, k) or (S, N, k)."""
         return -0.5 * (((z - self.mean) / self.std).pow(2) + LOG_2PI + self.logvar).sum(-1)
+
+
+def free_bits_kl(kl_per_dimension: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """The free-bits KL term of a batch: sum_j max(free_bits, mean_n KL_nj), in nats per example.
+
+    Kingma et al. 2016 (inverse autoregressive flow), appendix C.8: a latent dimension whose
+    batch-mean KL is below `free_bits` nats contributes the constant free_bits (no gradient), so
+    the objective stops pushing it towards the prior.
+    """
+    return kl_per_dimension.mean(0).clamp(min=free_bits).sum()
+
+
+class CorrelatedGaussian(DiagonalGaussian):
+    """q(z|x) = N(mean, (L L^T)^-1): a full covariance shared by every example, given by the lower Cholesky
+    factor L of its inverse (the precision). The exact posterior of factor analysis and probabilistic PCA,
+    whose precision I + W^T Psi^-1 W does not depend on x (Bishop 2006, eq. 12.42 and section 12.2.4).
+
+    `logvar` holds the log of the marginal variances, so `std` and `kl_per_dimension` (the KL of each
+    marginal q(z_j|x)) are the diagonal case's; `sample`, `log_prob` and `kl` use the whole covariance.
+    """
+
+    def __init__(self, mean: torch.Tensor, precision_tril: torch.Tensor):
+        self.precision_tril = precision_tril
+        # Sigma = L^-T L^-1, so its diagonal holds the squared column norms of L^-1.
+        self.inverse_tril = torch.linalg.solve_triangular(
+            precision_tril, torch.eye(len(precision_tril), dtype=mean.dtype, device=mean.device), upper=False)
+        super().__init__(mean, self.inverse_tril.pow(2).sum(0).log().expand_as(mean))
+
+    def sample(self, samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z = mean + L^-T eps, eps ~ N(0, I): covariance L^-T L^-1 = Sigma. (N, k) or (samples, N, k)."""
+        shape = self.mean.shape if samples is None else (samples, *self.mean.shape)
+        eps = torch.randn(shape, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
+        return self.mean + eps @ self.inverse_tril  # row vectors: (L^-T eps)^T = eps^T L^-1
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z | mean, Sigma) = -1/2 (||L^T (z - mean)||^2 + k log 2 pi) + sum_j log L_jj."""
+        white = (z - self.mean) @ self.precision_tril  # row vectors: (L^T d)^T = d^T L
+        return -0.5 * (white.pow(2) + LOG_2PI).sum(-1) + self.precision_tril.diagonal().log().sum()
+
+    def kl(self) -> torch.Tensor:
+        """KL(N(mean, Sigma) || N(0, I)) = 1/2 (tr Sigma + ||mean||^2 - k - log det Sigma), per example.
+
+        The sum of the marginals' KLs plus the correlation term 1/2 (sum_j log Sigma_jj - log det Sigma).
+        """
+        log_det = -2 * self.precision_tril.diagonal().log().sum()
+        return super().kl() + 0.5 * (self.logvar[0].sum() - log_det)

@@ -13,7 +13,7 @@ import torch
 from . import metrics
 from .errors import check_int
 from .generation import sample
-from .models import VariationalAutoencoder
+from .models import LinearGaussian, VariationalAutoencoder
 from .quality import generation_quality
 from .validation import as_array, check_data
 
@@ -28,6 +28,8 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     first N examples (None: all). `train` (a Dataset or array with labels) is used
     to fit the latent probes and, for plain autoencoders, the latent density for
     generation; `judge` (quality.Judge) scores generated samples when generation=True.
+    A conditional model's likelihood and reconstruction metrics condition on the labels
+    (`labels` or the Dataset's); its codes (latent probes, compression) do not see them.
     """
     check_int("log_likelihood_samples", log_likelihood_samples, 0)
     if log_likelihood_examples is not None:
@@ -39,12 +41,13 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     x = as_array(data, "data")
     check_data(x, model.config.input_shape, "data")
     n = int(x.shape[0])
+    y = metrics.conditioning(model, data, labels)
     out: dict = {"kind": model.config.kind, "examples": n,
-                 "reconstruction": metrics.reconstruction(model, x, psnr=metrics.is_image_data(model, data))}
+                 "reconstruction": metrics.reconstruction(model, x, psnr=metrics.is_image_data(model, data), labels=y)}
     if model.config.noise is not None:
         out["denoising"] = metrics.denoising(model, x, seed=seed)
     if isinstance(model, VariationalAutoencoder):
-        out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed)
+        out["vae"] = _variational(model, x, log_likelihood_samples, log_likelihood_examples, seed, y)
     else:
         out["code_activity"] = {**metrics.activity(metrics.codes(model, x), activity_threshold), "examples": n}
         if jacobian_examples:
@@ -63,17 +66,24 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     return out
 
 
-def _variational(model, x, samples: int, examples: int | None, seed: int) -> dict:
-    """ELBO, KL per dimension, active dimensions and the importance-sampled log-likelihood."""
-    kl = metrics.kl_per_dimension(model, x)
-    v = {"examples": int(x.shape[0]), "elbo_nats": float(metrics.elbo(model, x, seed=seed).mean()),
+def _variational(model, x, samples: int, examples: int | None, seed: int, labels=None) -> dict:
+    """ELBO, KL per dimension, active dimensions and the log-likelihood: importance-sampled, or exact
+    (closed form, every example) for factor analysis and PPCA."""
+    kl = metrics.kl_per_dimension(model, x, labels=labels)
+    v = {"examples": int(x.shape[0]), "elbo_nats": float(metrics.elbo(model, x, seed=seed, labels=labels).mean()),
          "kl_per_dimension_nats": kl.tolist(),
          "active_dimensions": int((kl > 0.01).sum()), "active_dimension_threshold_nats": 0.01}
-    if samples:
+    if isinstance(model, LinearGaussian):
+        ll = metrics.exact_log_likelihood(model, x)
+        v.update({"log_likelihood_method": "exact (closed-form Gaussian marginal)"})
+    elif samples:
         rows = torch.arange(min(x.shape[0], examples or x.shape[0]))
-        ll = metrics.log_likelihood(model, x, samples=samples, seed=seed, rows=rows)
-        v.update({"log_likelihood_nats": float(ll.mean()),
-                  "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
-                  "log_likelihood_samples": samples, "log_likelihood_examples": int(len(ll)),
-                  "bits_per_dimension": float(-ll.mean() / (model.config.input_size * math.log(2)))})
+        ll = metrics.log_likelihood(model, x, samples=samples, seed=seed, rows=rows, labels=labels)
+        v.update({"log_likelihood_method": "importance sampling", "log_likelihood_samples": samples})
+    else:
+        return v
+    v.update({"log_likelihood_nats": float(ll.mean()),
+              "log_likelihood_standard_error_nats": float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
+              "log_likelihood_examples": int(len(ll)),
+              "bits_per_dimension": float(-ll.mean() / (model.config.input_size * math.log(2)))})
     return v

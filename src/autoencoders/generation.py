@@ -12,11 +12,12 @@ from .errors import ConfigError, check_choice, check_int
 from .inference import codes
 from .models import VariationalAutoencoder
 
-DENSITIES = ("gaussian", "gmm")
+DENSITIES = ("gaussian", "gmm", "box")
 
 
 class LatentDensity:
-    """A Gaussian (one full-covariance component) or a Gaussian mixture fitted to training codes."""
+    """A density fitted to training codes: a Gaussian (one full-covariance component), a Gaussian mixture,
+    or "box", uniform over the codes' bounding box (the simplest guess at "the region the codes occupy")."""
 
     def __init__(self, density: str = "gmm", n_components: int = 10, seed: int = 0):
         check_choice("density", density, DENSITIES)
@@ -27,15 +28,21 @@ class LatentDensity:
     def fit(self, z: np.ndarray) -> LatentDensity:
         from sklearn.mixture import GaussianMixture
 
+        if self.density == "box":
+            self.low_, self.high_ = z.min(0), z.max(0)
+            return self
         k = 1 if self.density == "gaussian" else min(self.n_components, len(z))
         self.mixture_ = GaussianMixture(k, covariance_type="full", random_state=self.seed, reg_covar=1e-4).fit(z)
         return self
 
     def sample(self, n: int) -> np.ndarray:
         """n draws, repeatable for a seed: a component by its weight, then that Gaussian through the
-        Cholesky factor of its covariance (jittered, so a near-singular one needs no warning)."""
-        m = self.mixture_
+        Cholesky factor of its covariance (jittered, so a near-singular one needs no warning); for
+        "box", uniform in the codes' bounding box."""
         rng = np.random.default_rng(self.seed)
+        if self.density == "box":
+            return rng.uniform(self.low_, self.high_, (n, len(self.low_))).astype(np.float32)
+        m = self.mixture_
         component = rng.choice(len(m.weights_), size=n, p=m.weights_ / m.weights_.sum())
         eps = rng.standard_normal((n, m.means_.shape[1]))
         z = np.empty_like(eps)
@@ -47,18 +54,25 @@ class LatentDensity:
         return z.astype(np.float32)
 
     def log_density(self, z: np.ndarray) -> np.ndarray:
+        if self.density == "box":
+            inside = ((z >= self.low_) & (z <= self.high_)).all(1)
+            return np.where(inside, -np.log(self.high_ - self.low_).sum(), -np.inf)
         return self.mixture_.score_samples(z)
 
 
-def sample(model, n: int, train=None, density: str | None = None, n_components: int = 10, seed: int = 0) -> np.ndarray:
+def sample(model, n: int, train=None, density: str | None = None, n_components: int = 10, seed: int = 0,
+           labels=None) -> np.ndarray:
     """n generated examples (N, *input_shape). A VAE draws from its prior N(0, I) unless a
-    `density` is named; a plain autoencoder from a density ("gmm" by default, or "gaussian")
-    fitted to the codes of `train` (required for it)."""
+    `density` is named; a plain autoencoder from a density ("gmm" by default, "gaussian" or "box")
+    fitted to the codes of `train` (required for it). `labels`: the class a conditional VAE
+    generates (one int, or one per example)."""
     check_int("n", n, 0, low_open=True)
     check_allocation(n * 4 * (model.config.input_size + model.config.latent_dim), f"n={n} samples", ConfigError)
     check_int("seed", seed, 0, 2**32 - 1)
     if isinstance(model, VariationalAutoencoder) and density is None:
-        return model.sample(n, seed=seed)
+        return model.sample(n, seed=seed, labels=labels)
+    if labels is not None:
+        raise ConfigError("labels= picks the class of a conditional VAE's prior samples; pass density=None")
     if train is None:
         raise ConfigError(f"a plain {model.config.kind!r} autoencoder has no prior: pass train= (its training data) "
                          "so a density can be fitted to the codes, or use model.sample(n), which draws from the "

@@ -1,6 +1,6 @@
 """The registry: each kind is a name, a one-line description and its options' defaults.
 
-A kind is a configuration of the two model classes, not a class of its own.
+A kind is a configuration of the model classes, not a class of its own.
 Options a kind does not list are errors; `fixed` values define the kind and
 cannot be overridden.
 """
@@ -16,7 +16,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import ConfigError, ConfigWarning, unknown
-from .models import Autoencoder, VariationalAutoencoder
+from .models import Autoencoder, LinearGaussian, VariationalAutoencoder
 
 # Options shared by the deterministic kinds: architecture, penalties and corruption,
 # so that e.g. a sparse denoising autoencoder is `build("sparse", noise="masking")`.
@@ -33,6 +33,8 @@ _PLAIN = dict(
     noise_level=0.3,
     contractive_weight=0.0,
     contractive_projections=1,
+    code_noise=0.0,
+    rate_weight=0.0,
 )
 
 
@@ -87,11 +89,34 @@ register(Kind(
     "stacked autoencoder: greedy layer-wise pretraining of shallow autoencoders, then end-to-end fine-tuning",
     dict(_PLAIN, pretrain_epochs=10),
 ))
+# The options of the VAE's objective: beta, KL warm-up, free bits, the importance-weighted bound.
+_VARIATIONAL = dict(_NETWORK, reconstruction="bce", beta=1.0, kl_warmup_epochs=0, free_bits=0.0, objective="elbo",
+                    iwae_samples=5, noise=None, noise_level=0.3)
 register(Kind(
     "vae",
     "variational autoencoder: Gaussian posterior, reparameterised sampling, ELBO with beta, generates from the prior",
-    dict(_NETWORK, reconstruction="bce", beta=1.0, noise=None, noise_level=0.3),
+    dict(_VARIATIONAL),
     fixed=dict(variational=True, code_activation="linear"),
+))
+register(Kind(
+    "cvae",
+    "conditional VAE: encoder q(z|x, y) and decoder p(x|z, y) see the class y; generates the class asked for",
+    dict(_VARIATIONAL, n_classes=10, label_dropout=0.0),
+    fixed=dict(variational=True, code_activation="linear"),
+))
+# Linear-Gaussian models: one linear decoder, the exact posterior, the exact likelihood as the loss.
+_LINEAR_GAUSSIAN = dict(variational=True, posterior="exact", hidden=(), code_activation="linear", architecture="mlp")
+register(Kind(
+    "factor_analysis",
+    "factor analysis: x = W z + mu + e, e ~ N(0, diag psi) with psi learnt per feature; exact posterior and likelihood",
+    dict(latent_dim=16, init="pca"),
+    fixed=dict(_LINEAR_GAUSSIAN, reconstruction="gaussian_per_feature"),
+))
+register(Kind(
+    "ppca",
+    "probabilistic PCA: x = W z + mu + e, e ~ N(0, sigma^2 I); maximum-likelihood start in closed form, exact likelihood",
+    dict(latent_dim=16, init="pca"),
+    fixed=dict(_LINEAR_GAUSSIAN, reconstruction="gaussian"),
 ))
 
 
@@ -161,9 +186,16 @@ def data_defaults_for(kind: str, data) -> dict:
                          scaling=(data.scaling or {}).get("method"))
 
 
+def model_class(config: ModelConfig) -> type[Autoencoder]:
+    """The class a configuration is an instance of."""
+    if config.posterior == "exact":
+        return LinearGaussian
+    return VariationalAutoencoder if config.variational else Autoencoder
+
+
 def model_from_config(config: ModelConfig) -> Autoencoder:
     """A freshly initialised model; weights depend only on config.seed."""
-    cls = VariationalAutoencoder if config.variational else Autoencoder
+    cls = model_class(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return cls(config)

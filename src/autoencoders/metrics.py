@@ -15,10 +15,10 @@ import torch
 
 from . import penalties
 from .corruption import corrupt
-from .distributions import log_likelihood_per_example, reconstruction_nll_per_example, standard_normal_log_prob
+from .distributions import log_likelihood_per_example, reconstruction_nll_per_example
 from .errors import DataError, check_int
 from .inference import apply, codes
-from .models import VariationalAutoencoder
+from .models import LinearGaussian, VariationalAutoencoder
 from .validation import as_array, row_batches
 
 # Latent probes and PCA baselines read raw rows into memory: at most this many (a seeded
@@ -39,8 +39,14 @@ def psnr_db(mse: float, peak: float = 1.0) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
-def _reconstruction_terms(model, b):
-    logits = model.decoder(model.code(b))
+def conditioning(model, data, labels=None):
+    """The labels a conditional model's likelihood metrics condition on (`labels`, else a Dataset's
+    integer labels), or None (unconditional models; a conditional one then uses 'unknown')."""
+    return labels_of(data, labels) if model.config.n_classes else None
+
+
+def _reconstruction_terms(model, b, y=None):
+    logits = model.decoder_out(model.code(b, y), y)
     sq = (model.output(logits) - b).pow(2).flatten(1).sum(1)
     unit = ((b >= 0) & (b <= 1)).flatten(1).all(1)
     bce = reconstruction_nll_per_example("bce", logits, b) if model.config.reconstruction == "bce" else sq * 0
@@ -53,11 +59,12 @@ def is_image_data(model, data) -> bool:
     return len(model.config.input_shape) == 3 or scaling.get("method") == "pixels"
 
 
-def reconstruction(model, data, batch_size: int = 1024, psnr: bool | None = None) -> dict:
+def reconstruction(model, data, batch_size: int = 1024, psnr: bool | None = None, labels=None) -> dict:
     """Per-example BCE (for data in [0, 1]), MSE per feature and, for images in [0, 1] (psnr=None:
     is_image_data; a sensor table scaled to [0, 1] has no peak signal), the PSNR of the deterministic
-    reconstruction."""
-    sq, bce, unit = apply(model, data, _reconstruction_terms, batch_size=batch_size, numpy=True, name="data")
+    reconstruction. `labels`: a conditional model's class of every example."""
+    sq, bce, unit = apply(model, data, _reconstruction_terms, batch_size=batch_size, numpy=True, name="data",
+                          labels=labels)
     n, d = len(sq), model.config.input_size
     out = {"examples": n, "mse_per_feature": float(sq.sum()) / (n * d), "sse_per_example": float(sq.sum()) / n}
     if psnr is None:
@@ -100,54 +107,52 @@ def _log_px_given_z(model, out, x) -> torch.Tensor:
     return log_likelihood_per_example(model.config.reconstruction, out, x, model.log_sigma)
 
 
-def elbo(model: VariationalAutoencoder, data, batch_size: int = 1024, seed: int = 0) -> np.ndarray:
+def elbo(model: VariationalAutoencoder, data, batch_size: int = 1024, seed: int = 0, labels=None) -> np.ndarray:
     """The ELBO of each example, E_q[log p(x|z)] - KL(q(z|x) || p(z)), one reparameterised sample, in nats."""
 
-    def one_sample(m, b):
-        q = m.posterior_of(b)
-        return _log_px_given_z(m, m.decoder(q.sample()), b) - q.kl()
+    def one_sample(m, b, y=None):
+        q = m.posterior_of(b, y)
+        return _log_px_given_z(m, m.decoder_out(q.sample(), y), b) - q.kl()
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return apply(model, data, one_sample, batch_size=batch_size, numpy=True, name="data")
+        return apply(model, data, one_sample, batch_size=batch_size, numpy=True, name="data", labels=labels)
 
 
 def log_likelihood(model: VariationalAutoencoder, data, samples: int = 1000, batch_size: int = 100,
-                   max_elements: int = 1 << 20, seed: int = 0, rows=None) -> np.ndarray:
+                   max_elements: int = 1 << 20, seed: int = 0, rows=None, labels=None) -> np.ndarray:
     """Importance-sampled log p(x) of each example with K = `samples` draws from q(z|x) (Burda et al. 2016):
 
-        log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K.
+        log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K,
 
+    the importance-weighted bound of the IWAE objective (model.importance_weighted) with a large K.
     Batched over examples and samples (at most `max_elements` decoder outputs at
     once), with a running log-sum-exp, so memory stays bounded for any K. `rows`
-    limits it to those examples.
+    limits it to those examples; `labels` conditions a conditional model (log p(x|y)).
     """
     check_int("log_likelihood_samples", samples, 1)
     d = model.config.input_size
 
-    def importance_sampled(m, b):
-        n = b.shape[0]
-        q = m.posterior_of(b)
-        chunk = max(1, min(samples, max_elements // max(1, n * d)))
-        running = torch.full((n,), -math.inf, device=b.device, dtype=q.mean.dtype)
-        for start in range(0, samples, chunk):
-            s = min(chunk, samples - start)
-            z = q.sample(s)  # (s, n, k)
-            out = m.decoder(z.reshape(s * n, -1))
-            log_px = _log_px_given_z(m, out, b.repeat(s, *([1] * (b.dim() - 1)))).reshape(s, n)
-            log_w = log_px + standard_normal_log_prob(z) - q.log_prob(z)
-            running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
-        return running - math.log(samples)
+    def importance_sampled(m, b, y=None):
+        chunk = max(1, min(samples, max_elements // max(1, b.shape[0] * d)))
+        return m.importance_weighted(b, samples, y, chunk)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return apply(model, data, importance_sampled, batch_size=batch_size, rows=rows, numpy=True, name="data")
+        return apply(model, data, importance_sampled, batch_size=batch_size, rows=rows, numpy=True, name="data",
+                     labels=labels)
 
 
-def kl_per_dimension(model: VariationalAutoencoder, data, batch_size: int = 1024) -> np.ndarray:
+def exact_log_likelihood(model: LinearGaussian, data, batch_size: int = 1024, rows=None) -> np.ndarray:
+    """log p(x) of each example in closed form, in nats: factor analysis and PPCA (LinearGaussian)."""
+    return apply(model, data, lambda m, b: m.log_marginal(b), batch_size=batch_size, rows=rows, numpy=True,
+                 name="data")
+
+
+def kl_per_dimension(model: VariationalAutoencoder, data, batch_size: int = 1024, labels=None) -> np.ndarray:
     """Mean KL(q(z_j|x) || N(0, 1)) of each latent dimension, in nats."""
-    kl = apply(model, data, lambda m, b: m.posterior_of(b).kl_per_dimension(), batch_size=batch_size,
-               numpy=True, name="data")
+    kl = apply(model, data, lambda m, b, y=None: m.posterior_of(b, y).kl_per_dimension(), batch_size=batch_size,
+               numpy=True, name="data", labels=labels)
     return kl.mean(0)
 
 

@@ -89,3 +89,21 @@ def jacobian_frobenius_per_example(encoder: nn.Module, x: torch.Tensor) -> torch
         )
     # rows: (k, N, *input_shape) -> sum of squares over code dims and input features.
     return rows.pow(2).sum(dim=[0, *range(2, rows.dim())])
+
+
+def code_rate_bits(z: torch.Tensor, density: torch.Tensor, width: float) -> torch.Tensor:
+    """The code's rate in bits, -sum_j log2 P(z_j), averaged over the batch, under independent logistic
+    densities (loc_j = density[0, j], scale_j = exp(density[1, j])) convolved with U(-w/2, w/2):
+
+        P(z_j) = sigmoid((z_j - loc_j + w/2) / s_j) - sigmoid((z_j - loc_j - w/2) / s_j),
+
+    the probability of the quantisation bin of width w around z_j (Balle et al. 2017, "End-to-end
+    optimized image compression", eqs. 6-7: for z = y + U(-w/2, w/2) this density is the rate the
+    rounded code will cost, up to the entropy coder's overhead).
+    """
+    loc, scale = density[0], density[1].exp()
+    # The logistic is symmetric about loc: evaluate at loc + |z - loc|, where both sigmoids are small
+    # and their difference keeps its digits in float32 far in the tail.
+    d = (z - loc).abs()
+    p = torch.sigmoid((width / 2 - d) / scale) - torch.sigmoid((-width / 2 - d) / scale)
+    return -torch.log2(p.clamp_min(1e-9)).flatten(1).sum(1).mean()

@@ -60,6 +60,7 @@ UNITS = {
     "kl": "nats per example, KL(q(z|x) || N(0, I))",
     "sparsity": "per example, before its weight: sum_j |z_j| (l1) or sum_j KL(rho || rho_hat_j) (kl)",
     "contractive": "||J_f(x)||_F^2 per example, before its weight",
+    "rate": "bits per example of the code (with its training noise) under the learned per-dimension density, before its weight",
     "mse_per_feature": "mean squared error per feature of the deterministic reconstruction",
 }
 

@@ -1,12 +1,14 @@
 """The tour: the lectures' experiments end to end, in one self-contained HTML report.
 
 Each `section_*` function trains what it needs, measures it, and returns a
-report Section with one short paragraph saying what it shows. Everything is
-seeded; `quick` shrinks epochs and data so the whole tour runs in about a minute.
+report Section with one short paragraph saying what it shows (run_tour numbers
+them in SECTIONS order). Everything is seeded; `quick` shrinks epochs and data so
+the whole tour runs in about a minute (42 s of CPU).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +17,11 @@ import numpy as np
 import torch
 
 from . import datasets, metrics
-from .corruption import corrupt
+from .corruption import corrupt, shrink
+from .datasets.toy import ring_map
 from .generation import extrapolate, interpolate, latent_grid, sample
 from .kinds import build
-from .quality import generation_quality, train_judge
+from .quality import frechet_distance, generation_quality, train_judge
 from .report.figures import image_grid, image_rows, loss_curves, side_by_side
 from .report.html import Page, Section, table
 from .sklearn import AutoencoderOutlierDetector
@@ -27,7 +30,8 @@ from .training import fit
 
 @dataclass
 class Budget:
-    """Epochs and sizes: the default tour (< 5 min on 2 cores) or --quick (< 90 s)."""
+    """Epochs and sizes: the default tour (4 minutes of CPU, one thread) or --quick (42 s; about a minute of wall
+    time on 2 shared cores)."""
 
     digits_epochs: int
     toy_epochs: int
@@ -35,10 +39,50 @@ class Budget:
     n_test: int
     toy_n: int
     lr: float
+    likelihood_samples: int  # K of the importance-sampled log-likelihoods
+    likelihood_examples: int  # digits they are estimated on
 
     @classmethod
     def for_mode(cls, quick: bool) -> Budget:
-        return cls(10, 150, 2000, 500, 600, 3e-3) if quick else cls(30, 400, 4000, 1000, 1000, 2e-3)
+        return cls(10, 150, 2000, 500, 600, 3e-3, 100, 100) if quick else cls(30, 400, 4000, 1000, 1000, 2e-3, 500, 300)
+
+
+def dequantise(x: np.ndarray, seed: int) -> np.ndarray:
+    """8-bit pixels k / 255 as continuous values (k + u) / 256, u ~ U(0, 1): uniform dequantisation, so
+    that every model is a density on the same continuous space (Theis et al. 2016)."""
+    return ((np.round(x * 255) + np.random.default_rng(seed).random(x.shape)) / 256).astype(np.float32)
+
+
+def bits_per_pixel(log_likelihood_nats: float, pixels: int) -> float:
+    """The 8-bit convention: -(log p(x) - D log 256) / (D log 2) for a density on [0, 1)^D; 8 is uniform."""
+    return 8 - log_likelihood_nats / (pixels * math.log(2))
+
+
+def _density_findings(rows: list[list]) -> str:
+    """What the factor-analysis table shows, from its rows [name, how, train, test, test median, ...]."""
+    models = {row[0]: row for row in rows[1:]}
+    best = {column: max(models, key=lambda name: models[name][column]) for column in (2, 3)}
+    fa = models["factor analysis"]
+    return (f"Best on the training digits: {best[2]}; on the test digits: {best[3]}. Factor analysis gives the pixels "
+            "that training hardly ever inks almost no noise (the map), so a test digit with ink on one of them costs "
+            f"it thousands of nats: its mean held-out log-likelihood is {fa[3]:.0f} against a median of {fa[4]:.0f}.")
+
+
+def _resolution_findings(rows: list[list]) -> str:
+    """What the super-resolution table shows, from its rows [factor, blocks, bicubic, autoencoder, ceiling]."""
+    two, four = rows
+    text = ("At factor 2 the small image still holds most of the digit: "
+            + ("the autoencoder still does better than bicubic interpolation. " if two[3] > two[2] else
+               "bicubic interpolation does better, the small MLP autoencoder being capped by its own reconstruction "
+               "error (last column: its PSNR given the original). "))
+    return text + ("At factor 4 what is lost must be guessed, and the autoencoder, which has learnt what digits look "
+                   "like, " + ("wins." if four[3] > four[2] else "still loses."))
+
+
+def in_band(points: np.ndarray, low: float, high: float) -> float:
+    """The fraction of 2-D points whose distance from the origin lies in [low, high]."""
+    radius = np.linalg.norm(points, axis=1)
+    return float(((radius >= low) & (radius <= high)).mean())
 
 
 class Tour:
@@ -58,18 +102,18 @@ class Tour:
         self.shape = ds.input_shape
         self.x_train, self.y_train = x[train_rows], ds.y[train_rows]
         self.x_test, self.y_test = x[test_rows], ds.y[test_rows]
-        self.name = data
+        self.name, self.quick = data, quick
         self.flat_train, self.flat_test = self.x_train.reshape(len(train_rows), -1), self.x_test.reshape(n_test, -1)
         self._judge = None
 
     # ----- helpers -----
 
-    def train(self, kind, x=None, epochs=None, lr=None, **options):
+    def train(self, kind, x=None, epochs=None, lr=None, batch_size=64, lr_schedule="constant", y=None, **options):
         x = self.x_train if x is None else x
         shape = x.shape[1:]
         model = build(kind, input_shape=shape, seed=self.seed, **options)
-        fit(model, x, epochs=epochs or self.budget.digits_epochs, batch_size=64, lr=lr or self.budget.lr,
-            seed=self.seed, val_fraction=0, verbose=0)
+        fit(model, x, y=y, epochs=epochs or self.budget.digits_epochs, batch_size=batch_size, lr=lr or self.budget.lr,
+            lr_schedule=lr_schedule, seed=self.seed, val_fraction=0, verbose=0)
         return model
 
     def mse(self, model, x=None):
@@ -91,7 +135,7 @@ class Tour:
                                       seed=self.seed)
         return self._judge
 
-    # ----- the twelve experiments -----
+    # ----- the experiments -----
 
     def section_pca(self):
         k = 16
@@ -106,12 +150,68 @@ class Tour:
         fig = image_rows([("input", self.x_test[:10]), ("PCA", pca_rec), ("linear AE", lin.reconstruct(self.x_test[:10]))],
                          self.shape)
         return Section(
-            "1. PCA versus the linear autoencoder",
+            "PCA versus the linear autoencoder",
             "A linear encoder and decoder trained with squared error from a random start learn the principal "
             f"subspace: the test error matches PCA's with {k} components, and the cosines of the principal angles "
             f"between the two subspaces are close to 1 (smallest {cosines.min():.3f}, mean {cosines.mean():.3f}).",
             [("PCA and linear AE reconstructions", fig)],
             [table(rows, ["model", "components", "test MSE per pixel"])],
+        )
+
+    def section_factor_analysis(self):
+        """PCA, PPCA, factor analysis and a VAE with a variance per pixel: the recitation's path from linear to
+        nonlinear factor analysis, as densities of the same dequantised digits."""
+        k, b = 16, self.budget
+        train, test = dequantise(self.x_train, self.seed), dequantise(self.x_test, self.seed + 1)
+        from sklearn.decomposition import PCA
+
+        flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
+        pca = PCA(k, random_state=self.seed).fit(flat_train)
+        pca_mse = float(((pca.inverse_transform(pca.transform(flat_test)) - flat_test) ** 2).mean())
+        ppca = build("ppca", input_shape=self.shape, latent_dim=k, seed=self.seed)
+        ppca.initialise_from_data(torch.from_numpy(train))  # the maximum-likelihood closed form: no gradient steps
+        fa = self.train("factor_analysis", train, epochs=b.digits_epochs, batch_size=512, latent_dim=k)  # EM epochs
+        # Free bits keep the code in use: at this learning rate the per-pixel variances otherwise win the race
+        # and the code collapses to the prior (every sample the mean digit).
+        vae = self.train("vae", train, lr=3 * b.lr, latent_dim=k, hidden=(512,), reconstruction="gaussian_per_feature",
+                         free_bits=0.5)
+        n = b.likelihood_examples  # every model on the same first n training and n test digits
+
+        def log_likelihoods(model, x):
+            if model is vae:
+                return metrics.log_likelihood(vae, x[:n], samples=b.likelihood_samples, seed=self.seed)
+            return metrics.exact_log_likelihood(model, x[:n])
+
+        rows = [["PCA, 16 components", "none (not a density)", "", "", "", "", pca_mse]]
+        for name, model, how in (("PPCA (closed form)", ppca, "exact"), ("factor analysis", fa, "exact"),
+                                 ("VAE, a variance per pixel", vae, f"importance-sampled, K = {b.likelihood_samples}")):
+            ll_train, ll_test = log_likelihoods(model, train), log_likelihoods(model, test)
+            rows.append([name, how, float(ll_train.mean()), float(ll_test.mean()), float(np.median(ll_test)),
+                         bits_per_pixel(float(ll_test.mean()), train[0].size), self.mse(model, test)])
+        psi = torch.exp(2 * fa.log_sigma.detach()).numpy().reshape(self.shape[1:])
+        sigma2 = float(torch.exp(2 * ppca.log_sigma.detach()))
+        maps = side_by_side([("factor analysis: log10 psi per pixel", lambda ax: (
+            ax.figure.colorbar(ax.imshow(np.log10(psi), cmap="viridis"), ax=ax), ax.axis("off"))),
+            (f"PPCA: one sigma^2 = {sigma2:.3g} for all", lambda ax: (
+                ax.figure.colorbar(ax.imshow(np.full_like(psi, np.log10(sigma2)), cmap="viridis",
+                                             vmin=np.log10(psi).min(), vmax=np.log10(psi).max()), ax=ax), ax.axis("off")))],
+            width=3.6, height=3.0)
+        draws = image_rows([(name, m.sample(12, seed=self.seed))
+                            for name, m in (("PPCA", ppca), ("factor analysis", fa), ("VAE", vae))], self.shape)
+        return Section(
+            "Factor analysis: from PCA to the VAE",
+            "Probabilistic PCA reads PCA as a generative model, x = W z + mu + e with z ~ N(0, I) and the same noise "
+            "variance on every pixel; factor analysis gives each pixel its own noise variance psi ('the error need not "
+            "be orthogonal'); a VAE replaces W z by a neural network: nonlinear factor analysis, here with a variance "
+            "per pixel as in FA (trained with free bits, 0.5 nats per code dimension). Compared: the density each "
+            "model gives the same digits, dequantised ((k + u) / 256, "
+            "u uniform) so that all are densities on the same continuous pixels, in nats per image (a Bernoulli "
+            "decoder's likelihood of grey values would not be comparable). PPCA and FA give log p(x) exactly, in closed "
+            "form; the VAE's is importance-sampled. Bits per pixel: the 8-bit convention (8 = a uniform density). "
+            + _density_findings(rows),
+            [("noise variance per pixel", maps), ("samples (decoded means)", draws)],
+            [table(rows, ["model", "log-likelihood", f"{n} training digits (nats)", f"{n} test digits (nats)",
+                          "test median (nats)", "test bits per pixel", "test MSE per pixel"])],
         )
 
     def section_circle(self):
@@ -134,7 +234,7 @@ class Tour:
                                                        ax.set_ylabel("code"))),
         ])
         return Section(
-            "2. The circle",
+            "The circle",
             "Points on a circle are described by one number, the angle, but no linear projection to one number "
             "keeps them apart: PCA collapses the circle onto a line. A nonlinear autoencoder with a one-unit code "
             "follows the circle; its code is a monotone function of the angle except where it must cut the loop.",
@@ -162,7 +262,7 @@ class Tour:
                 ax.scatter(xh[:, 0], xh[:, 1], s=2, c="C2"), ax.plot(path[:, 0], path[:, 1], c="C0"),
                 ax.plot(beyond[:, 0], beyond[:, 1], c="C3"), ax.set_aspect("equal"))))
         return Section(
-            "3. The spiral: interpolation and extrapolation",
+            "The spiral: interpolation and extrapolation",
             "Both models see the inner part of a spiral (grey) and get a one-number code. We decode the straight path "
             "between two training codes (interpolation) and continue past the last training point (extrapolation) "
             "into the held-out range (green). The table gives the mean distance of the decoded points to the true "
@@ -185,7 +285,7 @@ class Tour:
             ("PCA components 1 and 2", lambda ax: ax.scatter(zp[:, 0], zp[:, 1], c=self.y_test, cmap="tab10", s=4)),
         ])
         return Section(
-            "4. Two numbers per digit: deep autoencoder versus PCA",
+            "Two numbers per digit: deep autoencoder versus PCA",
             "A deep autoencoder squeezed to a 2-D code separates the digit classes far better than PCA's first two "
             "components (colours are the digit labels; the table gives 5-nearest-neighbour accuracy in 2-D and the "
             "reconstruction error).",
@@ -208,7 +308,7 @@ class Tour:
         rows = [["sparse", a_s["active_fraction"], a_s["mean_activation"], self.mse(sparse)],
                 ["plain", a_p["active_fraction"], a_p["mean_activation"], self.mse(plain)]]
         return Section(
-            "5. Sparse autoencoder",
+            "Sparse autoencoder",
             "With the penalty sum_j KL(rho || rho_hat_j), most code units are near zero for any given digit (the "
             "histogram's mass sits at 0) and each unit's encoder weights become a localised stroke detector "
             "(the learned features, one image per code unit).",
@@ -229,11 +329,39 @@ class Tour:
         rows = [[name, r["noisy_psnr_db"], r["denoised_psnr_db"], r["psnr_gain_db"]] for name, r in
                 (("denoising AE", r_d), ("plain AE", r_p))]
         return Section(
-            "6. Denoising",
+            "Denoising",
             "Trained to map corrupted digits (Gaussian noise, std 0.4) back to the clean ones, the denoising "
             "autoencoder removes most of the noise; the PSNR gain is measured on test digits with fresh noise.",
             [("noisy / denoised / clean", fig)],
             [table(rows, ["model", "noisy PSNR (dB)", "reconstructed PSNR (dB)", "gain (dB)"])],
+        )
+
+    def section_super_resolution(self):
+        """Denoising with noise='downsample': the lectures' 'increasing the resolution of an image'."""
+        from PIL import Image
+
+        clean = torch.from_numpy(self.x_test)
+        h, w = self.shape[1:]
+        rows, figure_rows = [], [("original", self.x_test[:10])]
+        for factor in (2, 4):
+            model = self.train("denoising", noise="downsample", noise_level=factor, latent_dim=128, hidden=(256,))
+            low = shrink(clean, factor).numpy()  # (N, C, H / factor, W / factor)
+            bicubic = np.stack([[np.asarray(Image.fromarray(channel).resize((w, h), Image.BICUBIC))
+                                 for channel in image] for image in low]).clip(0, 1)
+            blocky = corrupt(clean, "downsample", factor).numpy()
+            restored = np.asarray(model.reconstruct(blocky))
+            psnr = lambda y: metrics.psnr_db(float(((y - self.x_test) ** 2).mean()))  # noqa: E731
+            rows.append([f"{factor} ({h // factor} x {w // factor} pixels)", psnr(blocky), psnr(bicubic), psnr(restored),
+                         psnr(np.asarray(model.reconstruct(self.x_test)))])
+            figure_rows += [(f"1/{factor}: blocks", blocky[:10]), ("bicubic", bicubic[:10]), ("autoencoder", restored[:10])]
+        return Section(
+            "Super-resolution",
+            "A denoising autoencoder whose corruption is a lower resolution (noise='downsample': each factor x factor "
+            "block averaged, then repeated back to full size) learns to restore the detail. PSNR on the test digits "
+            "against the original, next to bicubic upsampling of the small image (Pillow). " + _resolution_findings(rows),
+            [("low resolution, bicubic, autoencoder, original", image_rows(figure_rows, self.shape, size=0.7))],
+            [table(rows, ["downsampling factor", "blocks PSNR (dB)", "bicubic PSNR (dB)", "autoencoder PSNR (dB)",
+                          "autoencoder on the original (dB)"])],
         )
 
     def section_contractive(self):
@@ -251,7 +379,7 @@ class Tour:
         rows = [[name, metrics.jacobian_norm(m, self.x_test, max_examples=300), sensitivity(m), self.mse(m)]
                 for name, m in (("contractive (lambda = 1)", cae), ("plain", plain))]
         return Section(
-            "7. Contractive autoencoder",
+            "Contractive autoencoder",
             "The penalty lambda ||J_f(x)||_F^2 makes the encoder insensitive to small input changes: its Jacobian "
             "norm and the code's change per unit of random input perturbation (std 0.05) are much smaller than a "
             "plain autoencoder's of the same shape, at a small cost in reconstruction.",
@@ -273,7 +401,7 @@ class Tour:
         stage_rows = [[s, len(history.stage(s)), history.stage(s)[0]["train_total"], history.stage(s)[-1]["train_total"]]
                       for s in history.stages]
         return Section(
-            "8. Stacked autoencoder",
+            "Stacked autoencoder",
             "Each layer is first trained greedily as a shallow autoencoder of the codes below it, then the whole "
             "stack is fine-tuned end to end; the codes then serve as features for a linear classifier "
             "(logistic regression), next to raw pixels and PCA of the same size.",
@@ -290,13 +418,106 @@ class Tour:
         paths = np.concatenate([interpolate(self.vae, self.x_test[i], self.x_test[j], steps=10) for i, j in pairs])
         grid, _ = latent_grid(vae2, n=15)
         return Section(
-            "9. Variational autoencoder",
+            "Variational autoencoder",
             "A VAE is trained to make its codes look like draws from N(0, I), so decoding fresh draws from the prior "
             "gives new digits, the spherical path between two digits' codes morphs one into the other, and the "
             "decoded grid of a 2-D VAE (at the prior's quantiles) shows the whole learned manifold.",
             [("samples from the prior", image_grid(samples, self.shape, ncols=16)),
              ("interpolations", image_grid(paths, self.shape, ncols=10)),
              ("decoded 2-D latent grid", image_grid(grid, self.shape, ncols=15, size=0.45))],
+        )
+
+    def section_ring(self):
+        """Lecture 003: with P(z) = N(0, I), a deterministic g turns z into any distribution, here a ring."""
+        b = self.budget
+        ring = datasets.load("ring", n=b.toy_n, seed=self.seed)
+        x = ring.x.numpy()
+        z = np.random.default_rng(self.seed + 1).standard_normal((2000, 2))
+        low, high = np.quantile(np.linalg.norm(x, axis=1), [0.01, 0.99])  # the ring: 98% of the data
+        options = dict(latent_dim=2, hidden=(64, 64), activation="tanh", reconstruction="gaussian")
+        plain = self.train("vae", x, epochs=b.toy_epochs, batch_size=128, **options)
+        warm = self.train("vae", x, epochs=b.toy_epochs, batch_size=128, kl_warmup_epochs=b.toy_epochs // 2, **options)
+        fitted = np.random.default_rng(self.seed).multivariate_normal(x.mean(0), np.cov(x.T), len(z))
+        draws = {name: sample(m, len(z), seed=self.seed) for name, m in (("VAE", plain), ("VAE, KL warm-up", warm))}
+        rows = [["g(z), z ~ N(0, I)", in_band(ring_map(z), low, high), ""],
+                ["a Gaussian fitted to the data", in_band(fitted, low, high), ""]]
+        rows += [[f"{name}: decoded prior draws", in_band(s, low, high), float(metrics.kl_per_dimension(m, x).sum())]
+                 for (name, s), m in zip(draws.items(), (plain, warm))]
+        circle = np.linspace(0, 2 * np.pi, 200)
+
+        def panel(points, colour):
+            def draw(ax):
+                for r in (low, high):
+                    ax.plot(r * np.cos(circle), r * np.sin(circle), c="0.6", lw=0.8, ls="--")
+                ax.scatter(points[:, 0], points[:, 1], s=2, c=colour)
+                ax.set_aspect("equal"), ax.set_xlim(-2.2, 2.2), ax.set_ylim(-2.2, 2.2)
+            return draw
+
+        fig = side_by_side([("z ~ N(0, I)", panel(z, "C0")), ("g(z) = z / 10 + z / ||z||", panel(ring_map(z), "C2")),
+                            ("VAE prior draws, decoded", panel(draws["VAE"], "C3")),
+                            ("VAE with KL warm-up", panel(draws["VAE, KL warm-up"], "C1"))], width=3.2, height=3.2)
+        return Section(
+            "A ring from a Gaussian",
+            "The VAE assumes P(z) = N(0, I): a deterministic function of z can turn it into any distribution, as "
+            "g(z) = z / 10 + z / ||z|| turns a Gaussian into a ring (lecture 003). A VAE with a 2-D code trained on "
+            "such ring points (Gaussian decoder with a learnt variance) must learn a g of its own: the table gives the "
+            "fraction of decoded prior draws on the ring (the band between the 1st and 99th percentile of the data's "
+            "radius, dashed). Trained plainly it collapses: it explains the ring as noise around the centre and its "
+            "code carries no information (KL 0). With the KL weight warmed up from 0 over the first half of training "
+            "(kl_warmup_epochs), it uses its code and its prior draws land on the ring.",
+            [("z, g(z) and the VAEs' prior draws", fig)],
+            [table(rows, ["points", "fraction on the ring", "KL of the code (nats)"])],
+        )
+
+    def section_ones_and_eights(self):
+        """The lectures' 'generating new data via AEs': a 2-D code of the 1s and 8s, new codes from the region one
+        would guess is the latent space, judged; then a VAE's prior."""
+        pick_train, pick_test = np.isin(self.y_train, (1, 8)), np.isin(self.y_test, (1, 8))
+        x, xt, yt = self.x_train[pick_train], self.x_test[pick_test], self.y_test[pick_test]
+        epochs = 4 * self.budget.digits_epochs  # a fifth of the digits: about as many steps as the other models
+        plain = self.train("ae", x, epochs=epochs, latent_dim=2, hidden=(256, 64))
+        vae = self.train("vae", x, epochs=epochs, latent_dim=2, hidden=(256, 64))
+        n = 500 if self.quick else 1000
+        standard = np.random.default_rng(self.seed).standard_normal((n, 2)).astype(np.float32)
+        generated = {"autoencoder, uniform in the codes' bounding box": sample(plain, n, train=x, density="box", seed=self.seed),
+                     "autoencoder, Gaussian fitted to the codes": sample(plain, n, train=x, density="gaussian", seed=self.seed),
+                     "autoencoder, N(0, I) as if it were a VAE": np.asarray(plain.decode(standard)),
+                     "VAE (2-D code), prior N(0, I)": sample(vae, n, seed=self.seed),
+                     "real test 1s and 8s": xt}
+        real = self.judge.features(xt)
+        rows = []
+        for name, xs in generated.items():
+            proba = self.judge.predict_proba(xs)
+            valid = (proba.max(1) >= 0.9) & np.isin(proba.argmax(1), (1, 8))
+            rows.append([name, 1 - float(valid.mean()), float((valid & (proba.argmax(1) == 1)).mean()),
+                         float((valid & (proba.argmax(1) == 8)).mean()),
+                         frechet_distance(self.judge.features(xs), real) if xs is not xt else 0.0])
+        z, zx = metrics.codes(plain, xt), metrics.codes(plain, x)
+        low, high = zx.min(0), zx.max(0)
+
+        def draw_codes(ax):
+            for digit, colour in ((1, "C0"), (8, "C3")):
+                ax.scatter(z[yt == digit, 0], z[yt == digit, 1], s=5, c=colour, label=f"{digit}s")
+            ax.plot([low[0], high[0], high[0], low[0], low[0]], [low[1], low[1], high[1], high[1], low[1]], ls="--",
+                    c="0.4", label="bounding box of the training codes")
+            ax.legend(fontsize=7)
+
+        short = ("AE, box", "AE, Gaussian", "AE, N(0, I)", "VAE, prior", "real")
+        samples = image_rows([(label, xs[:12]) for label, xs in zip(short, generated.values())], self.shape, size=0.7)
+        return Section(
+            "Ones and eights: sampling the latent space",
+            "An autoencoder with a 2-D code trained only on the 1s and 8s: the codes of each digit gather in their own "
+            "region (the scatter, test digits). New codes are drawn from the region one would guess is the latent "
+            "space (the bounding box of the training codes, a Gaussian fitted to them, or N(0, I) as for a VAE) and "
+            "decoded; then a VAE with a 2-D code, trained on the same digits, samples its prior. Invalid: the judge "
+            "(an MLP classifier trained on the tour's training digits, all ten classes) does not call the sample a 1 "
+            "or an 8 with confidence >= 0.9; the real test digits' own row shows the judge's strictness. The Frechet "
+            "distance of the judge's features to the real 1s and 8s (lower is closer) tells how far each guess lands "
+            "from the data: the box's empty corners and N(0, I), which ignores where the codes are, decode to distorted "
+            "shapes; the fitted Gaussian, and the VAE's prior with nothing fitted after training, stay close.",
+            [("codes of the test 1s and 8s", side_by_side([("autoencoder codes", draw_codes)], width=5.0, height=4.2)),
+             ("decoded samples", samples)],
+            [table(rows, ["samples", "invalid fraction", "judged 1", "judged 8", "Frechet distance to real 1s and 8s"])],
         )
 
     def section_generation(self):
@@ -316,7 +537,7 @@ class Tour:
         real = generation_quality(self.judge, self.x_test[: len(self.x_test) // 2], self.x_test[len(self.x_test) // 2:])
         rows.append(["real test digits", real["valid_fraction"], real["frechet_distance"], real["class_coverage"]])
         return Section(
-            "10. Generation: plain autoencoder versus VAE",
+            "Generation: plain autoencoder versus VAE",
             "A plain autoencoder has no prior: decoding draws from N(0, I) lands outside the region its codes occupy, "
             "and even a Gaussian fitted to its codes covers holes between them. The VAE's prior is the region its "
             "decoder was trained on. A classifier trained on the labelled training digits judges the samples: the "
@@ -355,7 +576,7 @@ class Tour:
             ax.hist(scores[truth == 1], bins=40, alpha=0.6, density=True, label="other digits"),
             ax.legend(fontsize=8)))], width=5)
         return Section(
-            "11. Anomaly detection",
+            "Anomaly detection",
             "One-class protocol: a denoising autoencoder trained only on one digit reconstructs the other digits "
             "worse, so its (smoothed) reconstruction error flags them. AUC-ROC of the score on the test digits (that "
             "digit normal, all others anomalous), next to PCA with 16 components fitted to the same images.",
@@ -382,7 +603,7 @@ class Tour:
             ax.legend()
 
         return Section(
-            "12. Compression",
+            "Compression",
             "Each digit is stored as its code, quantised to 8 bits or 16-bit floats per dimension; the reconstruction "
             "error at each size, for autoencoders with codes of several sizes and PCA with as many components at the "
             "same precision. At a few bytes per digit the nonlinear code wins; with more bytes PCA catches up.",
@@ -391,12 +612,12 @@ class Tour:
         )
 
 
-SECTIONS = ("pca", "circle", "spiral", "2d", "sparse", "denoising", "contractive", "stacked", "vae", "generation",
-            "anomaly", "compression")
+SECTIONS = ("pca", "factor_analysis", "circle", "spiral", "2d", "sparse", "denoising", "super_resolution",
+            "contractive", "stacked", "vae", "ring", "ones_and_eights", "generation", "anomaly", "compression")
 
 
 def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed: int = 0, echo=print) -> Path:
-    """Run the twelve experiments and write out/tour.html; returns its path."""
+    """Run the experiments (SECTIONS) and write out/tour.html; returns its path."""
     out = Path(out)
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -406,9 +627,10 @@ def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed:
                     intro=f"The lectures' experiments on {tour.name} ({len(tour.x_train)} training and {len(tour.x_test)} "
                           f"test images) and toy sets, {'quick mode' if quick else 'default mode'}, seed {seed}. "
                           "Errors are per pixel on held-out data unless stated.")
-        for name in SECTIONS:
+        for number, name in enumerate(SECTIONS, 1):
             t0 = time.perf_counter()
             section = getattr(tour, f"section_{name}")()
+            section.title = f"{number}. {section.title}"
             section.seconds = time.perf_counter() - t0
             echo(f"[{time.perf_counter() - started:6.1f} s] {section.title}")
             page.sections.append(section)

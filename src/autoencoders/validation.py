@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .datasets.base import CHUNK, Dataset, MappedArray, release_pages
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 def as_array(x, name: str = "x", dtype: torch.dtype = torch.float32):
@@ -68,6 +68,29 @@ def check_data(x, input_shape, name: str = "x", unit_range: bool = False) -> Non
             f"{name} has values in [{lo:.4g}, {hi:.4g}], but reconstruction='bce' needs data in [0, 1]: "
             "scale it to [0, 1] or use reconstruction='mse'"
         )
+
+
+def check_labels(labels, n: int, n_classes: int, name: str = "labels") -> torch.Tensor:
+    """Class labels for a conditional model as an int64 tensor (n,): integers in [-1, n_classes), -1 = unknown.
+
+    DataError naming the argument, what is wrong and the allowed range; ConfigError for labels given to a
+    model that does not condition on them (n_classes = 0).
+    """
+    if not n_classes:
+        raise ConfigError(f"{name}: class labels are for a conditional model (kind 'cvae', n_classes > 0); this model takes none")
+    if isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+        labels = np.full(n, int(labels))
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)  # whole numbers stored as floats
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{name} must be integer class labels, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise DataError(f"{name} has shape {y.shape}, expected ({n},): one label per example")
+    if n and (y.min() < -1 or y.max() >= n_classes):
+        bad = int(y[(y < -1) | (y >= n_classes)][0])
+        raise DataError(f"{name} must lie in [-1, {n_classes}) (n_classes={n_classes}; -1 = unknown), got {bad}")
+    return torch.as_tensor(y, dtype=torch.int64)
 
 
 def take(x, idx: torch.Tensor) -> torch.Tensor:

@@ -60,6 +60,7 @@ SOURCES = {
         Source("line", "toy: x = [2a, a] + noise, a 1-D linear manifold (PCA captures it)", toy.line),
         Source("circle", "toy: x = [sin t, cos t]; PCA cannot compress it to one number, an autoencoder can",
                toy.circle),
+        Source("ring", "toy: g(z) = z / 10 + z / ||z|| of z ~ N(0, I): a Gaussian turned into a ring", toy.ring),
         Source("spiral", "toy: a 2-D spiral with a held-out range of its parameter (split='holdout')", toy.spiral),
         Source("swiss-roll", "toy: the swiss roll, a 2-D manifold in 3-D", toy.swiss_roll),
     )

@@ -24,6 +24,22 @@ def circle(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none"
     return make_dataset(x.astype(np.float32), "circle", t.astype(np.float32), scale, info={"parameter": "t (angle)"})
 
 
+def ring_map(z: np.ndarray) -> np.ndarray:
+    """g(z) = z / 10 + z / ||z|| (lecture 003, "Assumption P(z) = N(z|0, I)"): a deterministic function that
+    turns draws of N(0, I) in 2-D into a ring of radius about 1."""
+    norm = np.linalg.norm(z, axis=-1, keepdims=True)
+    return z / 10 + z / np.maximum(norm, 1e-12)
+
+
+def ring(n: int = 1000, seed: int = 0, noise: float = 0.0, scale: str = "none") -> Dataset:
+    """x = g(z), z ~ N(0, I) in 2-D, g(z) = z / 10 + z / ||z||: a Gaussian mapped onto a ring; y = ||z||."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2))
+    x = ring_map(z) + noise * rng.standard_normal((n, 2))
+    return make_dataset(x.astype(np.float32), "ring", np.linalg.norm(z, axis=1).astype(np.float32), scale,
+                        info={"parameter": "||z||"})
+
+
 def spiral(n: int = 1000, seed: int = 0, noise: float = 0.0, turns: float = 2.0, holdout: float = 0.2,
            split: str = "train", scale: str = "none") -> Dataset:
     """x = t [cos t, sin t] / t_max, t in [0, 2 pi turns]; the last `holdout` fraction of t is held out.

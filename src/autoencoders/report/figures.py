@@ -115,3 +115,32 @@ def side_by_side(panels: list[tuple[str, callable]], width: float = 4.0, height:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
+
+
+def rate_distortion(curves: dict[str, list[dict]], title: str = "", lossless_db: float = 99.0) -> bytes:
+    """Quality against bytes per example, one line per codec (its points sorted by size): the mean PSNR
+    where the points have one (data in [0, 1]), else the MSE per feature. A lossless codec (PSNR above
+    lossless_db) is a vertical line at its size."""
+    points = [p for pts in curves.values() for p in pts]
+    key = "mean_psnr_db" if all("mean_psnr_db" in p for p in points) else "mse_per_feature"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (name, pts) in enumerate(curves.items()):
+        pts = sorted(pts, key=lambda p: p["bytes_per_example"])
+        lossless = [p for p in pts if key == "mean_psnr_db" and p[key] > lossless_db]
+        lossy = [p for p in pts if p not in lossless]
+        for p in lossless:
+            ax.axvline(p["bytes_per_example"], color=f"C{i}", ls=":", label=f"{name} (lossless)")
+        if lossy:
+            ax.plot([p["bytes_per_example"] for p in lossy], [p[key] for p in lossy], "o-", ms=3, color=f"C{i}",
+                    label=name)
+    ax.set_xscale("log")
+    if key == "mse_per_feature":
+        ax.set_yscale("log")
+    ax.set_xlabel("bytes per example (file size / count)")
+    ax.set_ylabel("PSNR (dB), mean over examples" if key == "mean_psnr_db" else "MSE per feature")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)

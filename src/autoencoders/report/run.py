@@ -22,7 +22,7 @@ from ..kinds import get_kind
 from ..metrics import latent_2d, probe_rows
 from ..models import VariationalAutoencoder
 from ..runs import REPORT, Run, load_run
-from .figures import image_grid, image_rows, loss_curves, scatter, side_by_side
+from .figures import image_grid, image_rows, loss_curves, rate_distortion, scatter, side_by_side
 from .html import Page, Section, table
 
 SUBSET = 2000  # examples behind the report's figures and metrics
@@ -170,15 +170,43 @@ def _reconstruction_rows(model, x: np.ndarray) -> list[tuple[str, np.ndarray]]:
 
 
 def _samples(model) -> Section | None:
-    """New examples: a VAE's prior, or the Gaussian ae.fit fitted to a plain autoencoder's codes."""
+    """New examples: a VAE's prior (a conditional one's four per class, one class per column), or the
+    Gaussian ae.fit fitted to a plain autoencoder's codes."""
     shape = model.config.input_shape
     if image_shape(shape) is None:
         return None
     variational = isinstance(model, VariationalAutoencoder)
     if not variational and not bool(model.code_cholesky.any()):
         return None
-    samples = model.sample(32, seed=0)
+    classes = min(model.config.n_classes, 16)
+    labels = np.tile(np.arange(classes), 4) if classes else None
+    samples = model.sample(len(labels) if classes else 32, seed=0, labels=labels)
     source = "draws z ~ N(0, I) from the prior" if variational else \
         "codes drawn from the Gaussian fitted to the training codes (the model has no prior)"
+    if classes:
+        source += f", with the class of each column (0 to {classes - 1})"
     title = "Samples from the prior" if variational else "Samples from the codes' Gaussian"
-    return Section(title, f"32 decoded {source}.", [("samples", image_grid(samples, shape, ncols=16))])
+    return Section(title, f"{len(samples)} decoded {source}.",
+                   [("samples", image_grid(samples, shape, ncols=classes or 16))])
+
+
+def write_evaluation(path: Path, result: dict, title: str, command: str = "") -> Path:
+    """An HTML page of ae.evaluate's result: the metrics table and, when the result has
+    "rate_distortion" (codec.rate_distortion's curves), its plot and table."""
+    page = Page(title, intro=f"{result.get('kind', '')} on {result.get('examples', '?')} examples; units in the names.")
+    curves = result.get("rate_distortion")
+    if curves:
+        rows = [[p["codec"], p["setting"], p["bytes_per_example"], p.get("header_bytes", ""),
+                 p.get("mean_psnr_db", ""), p.get("psnr_db", ""), p["mse_per_feature"]]
+                for pts in curves.values() for p in pts]
+        page.sections.append(Section(
+            "Rate and distortion",
+            "Real file sizes: for the autoencoder and PCA codecs the file's total divided by the number of "
+            "examples (the header's bytes, shared by all, stated apart); for PNG, JPEG and WebP the mean size of "
+            "one file per image. Decoded values are clipped to [0, 1]. PSNR: mean over examples, and of the mean MSE.",
+            [("rate-distortion curves", rate_distortion(curves))],
+            [table(rows, ["codec", "setting", "bytes per example", "header bytes", "mean PSNR (dB)", "PSNR of mean MSE (dB)",
+                          "MSE per feature"])]))
+    page.sections.append(Section("Metrics", tables=[table([[k, v] for k, v in flatten(result)], ["metric", "value"])]))
+    page.footer = f"Produced by: {command}" if command else ""
+    return page.write(path)

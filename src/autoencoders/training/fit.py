@@ -9,13 +9,14 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .. import detection, runs
 from ..errors import CheckpointError, DataError
 from ..inference import apply
 from ..kinds import model_from_config
-from ..validation import as_array, check_data, take
+from ..validation import as_array, check_data, check_labels, take
 from . import distributed
 from .folder import inspect, writing
 from .loop import Trainer, TrainingData, evaluate_loss, plan, split
@@ -32,6 +33,8 @@ def fit(
     x,
     x_val=None,
     *,
+    y=None,
+    y_val=None,
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float = 1e-3,
@@ -52,7 +55,10 @@ def fit(
     command: str | None = None,
     callback: Callable | None = None,
 ) -> runs.History:
-    """Train `model` on x (array, tensor or Dataset of shape (N, *input_shape)); labels are never needed.
+    """Train `model` on x (array, tensor or Dataset of shape (N, *input_shape)).
+
+    Labels are for a conditional model (kind 'cvae') only: `y` (and `y_val` for x_val), one class per
+    row, -1 for unknown; a Dataset's integer labels are used when y is not given. Other kinds take none.
 
     With `out`, writes the run folder (config.json; weights.safetensors with the
     training state, committed by one rename after every epoch; history.csv;
@@ -73,7 +79,7 @@ def fit(
     """
     opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay,
                       precision, lr_schedule, n_threads, contamination).validate()
-    data = _training_data(model.config, x, x_val, opts)
+    data = _training_data(model.config, x, x_val, opts, y, y_val)
     opts = opts.resolved(len(data.train_rows))
     dist, dev = distributed.context(resolve_device(device))
     folder = Path(out) if out is not None else None
@@ -150,19 +156,37 @@ def resume(folder, x=None, **fit_options) -> runs.Run:
     return runs.load_run(folder)
 
 
-def _training_data(config, x, x_val, opts: FitOptions) -> TrainingData:
-    """x (and x_val) checked against the model; without x_val, a seeded validation split of x."""
+def _training_data(config, x, x_val, opts: FitOptions, y=None, y_val=None) -> TrainingData:
+    """x (and x_val) checked against the model; without x_val, a seeded validation split of x.
+    With their labels for a conditional model."""
     bce = config.reconstruction == "bce"
     data = as_array(x, "x")
     check_data(data, config.input_shape, "x", unit_range=bce)
     if data.shape[0] < 2:
         raise DataError(f"x has {data.shape[0]} sample; training needs at least 2 examples")
+    labels = _labels(config, x, y, data.shape[0], "y")
     if x_val is None:
+        if y_val is not None:
+            raise DataError("y_val was given without x_val: the labels of the validation split come from y")
         train_rows, val_rows = split(data.shape[0], opts.val_fraction, opts.seed)
-        return TrainingData(data, train_rows, data, val_rows)
+        return TrainingData(data, train_rows, data, val_rows, labels, labels)
     val_data = as_array(x_val, "x_val")
     check_data(val_data, config.input_shape, "x_val", unit_range=bce)
-    return TrainingData(data, torch.arange(data.shape[0]), val_data, torch.arange(val_data.shape[0]))
+    val_labels = _labels(config, x_val, y_val, val_data.shape[0], "y_val")
+    if (labels is None) != (val_labels is None):
+        raise DataError("labels for one of x and x_val only: give y and y_val (or Datasets with labels) together")
+    return TrainingData(data, torch.arange(data.shape[0]), val_data, torch.arange(val_data.shape[0]), labels,
+                        val_labels)
+
+
+def _labels(config, x, y, n: int, name: str) -> torch.Tensor | None:
+    """The labels a conditional model trains with: y, else a Dataset's integer labels; None for other models
+    (which refuse an explicit y: they do not use labels)."""
+    if y is None and config.n_classes:
+        labels = getattr(x, "y", None)
+        if labels is not None and np.issubdtype(np.asarray(labels).dtype, np.integer):
+            y = labels
+    return None if y is None else check_labels(y, n, config.n_classes, name)
 
 
 def _seed(seed: int, state: TrainingState | None, dev: torch.device) -> torch.Generator:
@@ -189,14 +213,15 @@ def _start_folder(folder: Path, model, opts: FitOptions, x, data: TrainingData, 
     runs.write_config(folder, model, training=asdict(opts),
                       data={"scaling": getattr(x, "scaling", None), "source": getattr(x, "source", None),
                             "table": (getattr(x, "info", None) or {}).get("table"),
-                            "n_train": len(data.train_rows), "n_val": len(data.val_rows), "device": str(dev),
-                            "precision": precision, "processes": world})
+                            "n_train": len(data.train_rows), "n_val": len(data.val_rows),
+                            "labelled": None if data.labels is None else int((data.labels[data.train_rows] >= 0).sum()),
+                            "device": str(dev), "precision": precision, "processes": world})
 
 
 def _final_metrics(model, data: TrainingData, seconds: float) -> dict:
-    metrics = {"train": evaluate_loss(model, data.data, data.train_rows)}
+    metrics = {"train": evaluate_loss(model, data.data, data.train_rows, labels=data.labels)}
     if len(data.val_rows):
-        metrics["validation"] = evaluate_loss(model, data.val_data, data.val_rows)
+        metrics["validation"] = evaluate_loss(model, data.val_data, data.val_rows, labels=data.val_labels)
     metrics["units"] = {k: v for k, v in runs.UNITS.items() if k in metrics["train"]}
     metrics["reconstruction_loss"] = model.config.reconstruction
     metrics["seconds"] = round(seconds, 3)

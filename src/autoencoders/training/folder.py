@@ -16,6 +16,7 @@ to resume, one to replace (overwrite), and never a folder that holds anything el
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runs
+from ..config import ModelConfig
 from ..errors import CheckpointError
 from .state import TrainingState
 
@@ -69,7 +71,7 @@ def inspect(folder: Path, model, scaling, resume: bool, overwrite: bool) -> Dest
 def _check_same_run(folder: Path, saved: dict, model, scaling) -> None:
     """Resume only the same model on data in the same scaling: name every difference with both values."""
     mine = json.loads(json.dumps(model.config.to_json()))
-    theirs = saved.get("model") if isinstance(saved.get("model"), dict) else {}
+    theirs = _with_defaults(saved.get("model") if isinstance(saved.get("model"), dict) else {})
     differ = [f"{k}: {theirs.get(k)!r} in the run, {mine.get(k)!r} here"
               for k in sorted(set(mine) | set(theirs)) if theirs.get(k) != mine.get(k)]
     recorded = (saved.get("data") or {}).get("scaling") if isinstance(saved.get("data"), dict) else None
@@ -78,6 +80,14 @@ def _check_same_run(folder: Path, saved: dict, model, scaling) -> None:
     if differ:
         raise CheckpointError(f"{folder} holds a run of a different model configuration; cannot resume it: "
                               + "; ".join(differ))
+
+
+def _with_defaults(saved_model: dict) -> dict:
+    """A saved model section with the options added since it was written at their defaults, as
+    runs.load reads it: a run from before an option existed resumes as the same model."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.default is not dataclasses.MISSING}
+    defaults["extra"] = {}
+    return {**json.loads(json.dumps(defaults)), **saved_model}
 
 
 def _scaling_key(scaling) -> str:

@@ -39,6 +39,7 @@ class Stage:
     model: torch.nn.Module
     epochs: int
     features: Callable | None = None  # maps the main input rows to this stage's input (stacked layers)
+    em: bool = False  # one EM iteration per epoch (em_epoch) instead of gradient steps: factor analysis, PPCA
 
 
 def plan(model, epochs: int) -> list[Stage]:
@@ -48,17 +49,20 @@ def plan(model, epochs: int) -> list[Stage]:
     if model.config.pretrain_epochs > 0:
         stages = [Stage(layer.name, layer.model, model.config.pretrain_epochs, layer.features)
                   for layer in greedy_layers(model)]
-    return stages + [Stage("finetune" if stages else "train", model, epochs)]
+    return stages + [Stage("finetune" if stages else "train", model, epochs, em=hasattr(model, "em_statistics"))]
 
 
 @dataclass
 class TrainingData:
-    """The training rows and the validation rows (of the same data or of x_val)."""
+    """The training rows and the validation rows (of the same data or of x_val), and their class labels
+    (int64, one per row of data / val_data) for a conditional model."""
 
     data: object  # float32 tensor or memmap, (N, *input_shape)
     train_rows: torch.Tensor
     val_data: object
     val_rows: torch.Tensor
+    labels: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
 
     def resident(self, device: torch.device) -> TrainingData:
         """On an accelerator, data that fit comfortably stay there: no host-to-device copy per batch."""
@@ -66,7 +70,9 @@ class TrainingData:
         if device.type == "cpu" or not isinstance(data, torch.Tensor) or data.numel() * data.element_size() > _RESIDENT_BYTES:
             return self
         val = data.to(device) if self.val_data is data else self.val_data
-        return TrainingData(data.to(device), self.train_rows.to(device), val, self.val_rows.to(device))
+        on = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return TrainingData(data.to(device), self.train_rows.to(device), val, self.val_rows.to(device),
+                            on(self.labels), on(self.val_labels))
 
     def for_stage(self, stage: Stage, device: torch.device) -> TrainingData:
         """Stacked layers train on the codes of the frozen layers below, computed once."""
@@ -91,15 +97,17 @@ def split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tenso
     return perm[n_val:], perm[:n_val]
 
 
-def evaluate_loss(model, data, rows=None, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss terms over data[rows] in eval mode (no corruption), plus mse_per_feature."""
+def evaluate_loss(model, data, rows=None, batch_size: int = 1024, labels: torch.Tensor | None = None) -> dict[str, float]:
+    """Mean loss terms over data[rows] in eval mode (no corruption), plus mse_per_feature.
+    `labels`: a conditional model's class of every row of data."""
     rows = torch.arange(data.shape[0]) if rows is None else rows
     sums: dict[str, torch.Tensor] = {}
     with evaluating(model):
-        for xb in row_batches(data, batch_size, rows):
+        for start, xb in zip(range(0, len(rows), batch_size), row_batches(data, batch_size, rows)):
             xb = xb.to(model.device)
-            terms = model.loss(xb)
-            terms.tensors["mse_per_feature"] = (model(xb) - xb).pow(2).mean()
+            yb = None if labels is None else labels[rows[start:start + batch_size]].to(model.device)
+            terms = model.loss(xb, yb)
+            terms.tensors["mse_per_feature"] = (model(xb, yb) - xb).pow(2).mean()
             for k, v in terms.tensors.items():
                 sums[k] = sums.get(k, 0) + v * len(xb)
     return {k: float(v) / len(rows) for k, v in sums.items()}
@@ -112,8 +120,8 @@ class Objective(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x):
-        terms = self.model.loss(x)
+    def forward(self, x, labels=None, epoch=None):
+        terms = self.model.loss(x, labels, epoch=epoch)
         return terms.total, terms.tensors
 
 
@@ -127,6 +135,7 @@ class Step:
     scaler: object | None  # fp16 gradient scaler (CUDA only)
     dist: distributed.Context
     total_steps: int  # optimizer steps of the whole stage (the lr schedule's length)
+    steps_per_epoch: int  # the model's schedules (KL warm-up) count epochs: step / steps_per_epoch
 
 
 def train_epoch(model, data: TrainingData, step: Step, opts: FitOptions, generator, bar, first_step: int) -> dict:
@@ -138,10 +147,11 @@ def train_epoch(model, data: TrainingData, step: Step, opts: FitOptions, generat
     for i, idx in enumerate(torch.randperm(len(rows), generator=generator).split(opts.batch_size)):
         mine, weight = step.dist.shard(idx)
         xb = take(data.data, rows[mine]).to(dev, non_blocking=True)
+        yb = None if data.labels is None else data.labels[rows[mine]].to(dev, non_blocking=True)
         for group in step.optimizer.param_groups:
             group["lr"] = learning_rate(opts, first_step + i, step.total_steps)
         with step.autocast():
-            total, terms = step.objective(xb)
+            total, terms = step.objective(xb, yb, (first_step + i) / step.steps_per_epoch)
         loss = total if weight == 1.0 else total * weight
         step.optimizer.zero_grad(set_to_none=True)
         # inputs=params: no gradient for the batch itself (the contractive penalty makes it require grad).
@@ -162,6 +172,30 @@ def train_epoch(model, data: TrainingData, step: Step, opts: FitOptions, generat
     names = list(sums)
     totals = step.dist.sum(torch.stack([sums[k] for k in names]))  # one all-reduce per epoch
     return {k: float(v) / len(rows) for k, v in zip(names, totals.tolist())}
+
+
+def em_epoch(model, data: TrainingData, dist: distributed.Context, batch_size: int, bar) -> dict:
+    """One EM iteration over the training rows (factor analysis, PPCA): the E-step's sufficient statistics
+    summed batch by batch (and over ranks), then the M-step (model.em_statistics, model.em_update). Returns
+    the mean loss terms at the parameters the epoch started from."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    stats: dict[str, torch.Tensor] = {}
+    rows = data.train_rows[dist.rank::dist.world] if dist.enabled else data.train_rows
+    with torch.no_grad():
+        for xb in row_batches(data.data, batch_size, rows):
+            xb = xb.to(model.device)
+            for k, v in model.em_statistics(xb).items():
+                stats[k] = stats.get(k, 0) + v
+            for k, v in model.loss(xb).tensors.items():
+                sums[k] = sums.get(k, 0) + v.double() * len(xb)
+            bar.update(1)
+        names, shapes = list(stats), [stats[k].shape for k in stats]
+        flat = dist.sum(torch.cat([stats[k].reshape(-1) for k in names]))  # one all-reduce
+        model.em_update(dict(zip(names, (part.reshape(shape) for part, shape in
+                                         zip(flat.split([math.prod(shape) for shape in shapes]), shapes)))))
+    totals = dist.sum(torch.stack([sums[k] for k in sums]))
+    return {k: float(v) / len(data.train_rows) for k, v in zip(sums, totals.tolist())}
 
 
 def make_optimizer(model, opts: FitOptions) -> torch.optim.Optimizer:
@@ -247,7 +281,8 @@ class Trainer:
         steps = math.ceil(len(data.train_rows) / self.opts.batch_size)
         step = Step(distributed.wrap(Objective(stage.model), self.dist, self.device), optimizer,
                     lambda: precision_autocast(self.device, self.precision),
-                    _grad_scaler(self.device) if self.precision == "fp16" else None, self.dist, steps * stage.epochs)
+                    _grad_scaler(self.device) if self.precision == "fp16" else None, self.dist, steps * stage.epochs,
+                    steps)
         last_good, stop_run = _snapshot(self.model), False
         with self._progress(steps * (stage.epochs - first_epoch + 1), stage.name) as bar:
             for epoch in range(first_epoch, stage.epochs + 1):
@@ -276,8 +311,11 @@ class Trainer:
             # Each rank its own noise stream (corruption, VAE sampling), reproducible per epoch
             # whatever the number of processes a resumed run has.
             torch.manual_seed(hash((self.opts.seed, index, epoch, self.dist.rank)) % 2**63)
-        train = train_epoch(stage.model, data, step, self.opts, self.shuffle, bar, (epoch - 1) * steps)
-        val = evaluate_loss(stage.model, data.val_data, data.val_rows) if len(data.val_rows) else {}
+        if stage.em:
+            train = em_epoch(stage.model, data, self.dist, self.opts.batch_size, bar)
+        else:
+            train = train_epoch(stage.model, data, step, self.opts, self.shuffle, bar, (epoch - 1) * steps)
+        val = evaluate_loss(stage.model, data.val_data, data.val_rows, labels=data.val_labels) if len(data.val_rows) else {}
         seconds = time.perf_counter() - t0
         for prefix, terms in (("train", train), ("validation", val)):
             for term, value in terms.items():

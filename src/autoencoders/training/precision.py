@@ -73,8 +73,9 @@ def resolve(precision: str, device: torch.device, model) -> str:
     if precision != "auto":
         return precision
     c = model.config
-    # Linear models are compared with PCA to a few parts in a thousand: keep them exact.
-    if c.init == "pca" or c.activation == "linear":
+    # Linear models are compared with PCA (and factor analysis with scikit-learn) to a few parts in a
+    # thousand: keep them exact.
+    if c.init == "pca" or c.activation == "linear" or c.posterior == "exact":
         return "fp32"
     if cuda:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
