@@ -138,8 +138,6 @@ class ModelConfig:
                 "sparsity='kl' compares mean activations with rho, so it needs code_activation='sigmoid', "
                 f"got {self.code_activation!r}"
             )
-        if self.init == "pca" and (self.hidden or self.code_activation != "linear" or self.variational):
-            raise ConfigError("init='pca' needs a linear model: hidden=(), code_activation='linear', not variational")
         check_number("dropout", self.dropout, 0, 1, high_open=True)
         if self.input_clip is not None:
             check_number("input_clip", self.input_clip, 0, low_open=True)
