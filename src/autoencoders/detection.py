@@ -163,11 +163,15 @@ def neighbour_terms(reference: np.ndarray, k: int, z: np.ndarray, exclude_self: 
     return out
 
 
+def evenly_spaced(n: int, m: int) -> np.ndarray:
+    """Sorted indices of at most m of n rows, evenly spread from the first to the last (all when m >= n)."""
+    return np.arange(n) if m >= n else np.linspace(0, n - 1, m).round().astype(np.int64)
+
+
 def reference_rows(n: int, n_features: int) -> np.ndarray:
     """Indices of the training rows kept as neighbours: all, or an evenly spread sample of at most
     MAX_REFERENCE_ROWS rows and MAX_REFERENCE_VALUES numbers."""
-    m = min(n, MAX_REFERENCE_ROWS, max(100, MAX_REFERENCE_VALUES // n_features))
-    return np.arange(n) if m >= n else np.unique(np.linspace(0, n - 1, m).round().astype(np.int64))
+    return evenly_spaced(n, min(MAX_REFERENCE_ROWS, max(100, MAX_REFERENCE_VALUES // n_features)))
 
 
 def fit_detector(model, x, score: str = COMBINED, contamination: float = 0.1, calibration=None,

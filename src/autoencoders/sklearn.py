@@ -536,11 +536,8 @@ class AutoencoderOutlierDetector(_AutoencoderEstimator):
         return "rownorm" if is_profile_data(X) else "robust"
 
     def _data_defaults(self, X, method) -> dict:
-        binary = bool(np.isin(X, (0, 1)).all())
-        defaults = data_defaults(self.kind, X.shape[1], binary=binary and method == "minmax", scaling=method)
-        if self.reconstruction is None and "reconstruction" in defaults:
-            defaults["reconstruction"] = "mse"  # the residual score is a squared error whatever the data
-        return defaults
+        # Squared error even for binary columns (binary=False): the residual score is a squared error.
+        return data_defaults(self.kind, X.shape[1], binary=False, scaling=method)
 
     def _fit_length(self, n: int) -> dict:
         auto = table_fit_length(n)

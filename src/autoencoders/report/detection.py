@@ -53,8 +53,8 @@ def _top_table(ds, result, top_rows: np.ndarray) -> str:
     """The top anomalies: their identifiers, score, top features with the row's values there."""
     frame = result.frame
     values = in_original_units(ds, np.asarray(ds.x[top_rows]))
-    id_columns = [c for c in frame.columns if c not in ("score", "outlier") and c not in result.columns
-                  and c != "top_features" and not c.startswith("contribution_")][:3]
+    carried = list(ds.ids.columns) if ds.ids is not None else ["index"]  # what scoring.with_ids puts first
+    id_columns = [*carried, *(["label"] if "label" in frame else [])][:3]
     rows = []
     for pos, i in enumerate(top_rows):
         shares = result.contributions[i]
