@@ -12,7 +12,7 @@ training and 3,000 test rows (stratified subsample), features standardised with 
 mean and std (--protocol raw: as given), AUC-ROC of the test scores. Every detector fits on the
 training rows and scores the test rows; the time is fit + score, detectors interleaved per table and
 seed after one warm-up each. "ours" is AutoencoderOutlierDetector() with every default; "cli" writes
-the rows to CSV files and runs `autoencoders train ae --data train.csv` then `autoencoders detect`.
+the rows to CSV files and runs `aekit train ae --data train.csv` then `aekit detect`.
 
 Prints one line per table and seed, then the table: mean AUC (a failed run is left out of the mean
 and counted), mean rank (a failure ranks last, ties share their average rank) and total seconds; with
@@ -39,7 +39,7 @@ from scipy.stats import rankdata  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
-from autoencoders.sklearn import AutoencoderOutlierDetector  # noqa: E402
+from aekit.sklearn import AutoencoderOutlierDetector  # noqa: E402
 
 ADBENCH = REPO.parent / "shared" / "data" / "adbench"
 PEERS = ["IForest", "ECOD", "KNN", "PCA", "AutoEncoder", "VAE"]
@@ -88,8 +88,8 @@ def peer(name: str):
 
 
 def via_cli(x_train, x_test, seed) -> np.ndarray:
-    """`autoencoders train ae --data train.csv` then `autoencoders detect RUN --data test.csv`, in process."""
-    from autoencoders.cli import main
+    """`aekit train ae --data train.csv` then `aekit detect RUN --data test.csv`, in process."""
+    from aekit.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -36,8 +36,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 
-import autoencoders as ae
-from autoencoders.sklearn import AutoencoderOutlierDetector
+import aekit as ae
+from aekit.sklearn import AutoencoderOutlierDetector
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -86,8 +86,8 @@ def make(name: str):
 
 
 def load(data_dir: Path):
-    train = ae.datasets.load("mnist-5k")
-    test = ae.datasets.load("mnist", split="test", data_dir=data_dir, download=False)
+    train = ae.data.load("mnist-5k")
+    test = ae.data.load("mnist", split="test", data_dir=data_dir, download=False)
     flat = lambda d: np.asarray(d.x, dtype=np.float32).reshape(len(d.x), -1)  # noqa: E731
     return flat(train), np.asarray(train.y), flat(test), np.asarray(test.y)
 

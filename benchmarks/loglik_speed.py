@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from common import SHARED_MNIST, Timer, machine
 
-import autoencoders as ae
-from autoencoders import metrics
+import aekit as ae
+from aekit.evaluation import metrics
 
 
 def per_example_loop(model, x, samples):
@@ -33,8 +33,8 @@ def main():
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--data-dir", default=str(SHARED_MNIST))
     args = parser.parse_args()
-    train = ae.datasets.load("mnist-5k")
-    test = ae.datasets.load("mnist", split="test", data_dir=args.data_dir, download=False)
+    train = ae.data.load("mnist-5k")
+    test = ae.data.load("mnist", split="test", data_dir=args.data_dir, download=False)
     x = test.x[: args.examples]
     model = ae.build("vae", input_shape=(1, 28, 28), latent_dim=16, hidden=(512, 256))
     ae.fit(model, train, epochs=5, verbose=0)

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import autoencoders as ae
-from autoencoders.datasets.base import release_pages
-from autoencoders.distributions import DiagonalGaussian
-from autoencoders.training import precision as ae_precision
+import aekit as ae
+from aekit.data.base import release_pages
+from aekit.models.distributions import DiagonalGaussian
+from aekit.training import precision as ae_precision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import SHARED_MNIST, machine
@@ -280,11 +280,11 @@ def section_contractive(args, x, device):
 
 MEMMAP_CHILD = r"""
 import json, sys, time, numpy as np, torch
-import autoencoders as ae
+import aekit as ae
 path, mode, rows, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-from autoencoders.datasets.base import release_pages
+from aekit.data.base import release_pages
 if mode == "memmap":
-    data = ae.datasets.load(path)  # above memmap_threshold: stays on disk
+    data = ae.data.load(path)  # above memmap_threshold: stays on disk
 else:  # the first rows of the same file, copied into memory (in chunks, so the copy is the only big thing)
     mapped, data = np.load(path, mmap_mode="r"), np.empty((rows, 784), dtype=np.float32)
     for i in range(0, rows, 50_000):
@@ -351,9 +351,9 @@ def main() -> None:
     sections = set(args.only.split(","))
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    x = ae.datasets.load("mnist-5k").x
+    x = ae.data.load("mnist-5k").x
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    test_x = torch.as_tensor(np.asarray(ae.datasets.load("mnist", split="test", data_dir=args.data_dir,
+    test_x = torch.as_tensor(np.asarray(ae.data.load("mnist", split="test", data_dir=args.data_dir,
                                                          download=False).x, dtype=np.float32))
     peaks = (matmul_peak(device, False), matmul_peak(device, True))
     print(f"matmul peak (1024 x 1024, median of 30): fp32 {peaks[0]:.0f} GFLOP/s, bf16 {peaks[1]:.0f} GFLOP/s; "

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-import autoencoders as ae
-from autoencoders.training.precision import forward_flops
+import aekit as ae
+from aekit.training.precision import forward_flops
 
 MODELS = {  # name: (input_shape, options)
     "tiny 64-16-4": ((64,), dict(hidden=(16,), latent_dim=4)),

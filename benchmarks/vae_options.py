@@ -19,9 +19,9 @@ import torch
 from common import SHARED_MNIST, Timer, machine
 from threadpoolctl import threadpool_limits
 
-import autoencoders as ae
-from autoencoders import metrics, quality
-from autoencoders.tour import dequantise
+import aekit as ae
+from aekit.evaluation import metrics, quality
+from aekit.tour import dequantise
 
 NETWORK = dict(input_shape=(1, 28, 28), hidden=(512, 256))
 
@@ -124,7 +124,7 @@ def super_resolution(args, train, test):
     """noise='downsample': PSNR of the restored test digits against bicubic upsampling (Pillow)."""
     from PIL import Image
 
-    from autoencoders.corruption import corrupt, shrink
+    from aekit.models.corruption import corrupt, shrink
 
     x = np.asarray(test.x[:1000], dtype=np.float32)
     print(f"\n| model (mnist-5k, {args.sr_epochs} epochs) | factor | blocks PSNR (dB) | bicubic PSNR (dB) | "
@@ -161,8 +161,8 @@ def main():
     parser.add_argument("--data-dir", default=str(SHARED_MNIST))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    train = ae.datasets.load("mnist-5k")
-    test = ae.datasets.load("mnist", split="test", data_dir=args.data_dir, download=False)
+    train = ae.data.load("mnist-5k")
+    test = ae.data.load("mnist", split="test", data_dir=args.data_dir, download=False)
     print(f"before: {machine()}")
     with threadpool_limits(1):
         for part in args.parts.split(","):

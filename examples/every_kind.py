@@ -3,7 +3,7 @@
     .venv/bin/python examples/every_kind.py [--epochs 30] [--out runs/every_kind]
 
 No network: the digits ship with scikit-learn. Each run folder under --out can
-be loaded back with autoencoders.load(path).
+be loaded back with aekit.load(path).
 """
 
 import argparse
@@ -16,7 +16,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-import autoencoders as ae
+import aekit as ae
 
 
 def main():
@@ -61,7 +61,7 @@ def main():
     for name, final, per_epoch, _ in rows:
         cells = "".join(f"{final[t]:>16.4f}" if t in final else f"{'':>16}" for t in terms)
         print(f"{name:<20}{cells}{per_epoch:>10.3f}")
-    print(f"\nRun folders: {out}/<kind>-<architecture> (load with autoencoders.load)")
+    print(f"\nRun folders: {out}/<kind>-<architecture> (load with aekit.load)")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ def _limit(memory):
 
 
 def cli(*args, cwd=None, check=None, env=None, memory=None, timeout=600):
-    """`python -m autoencoders ARGS` in a subprocess (optionally under an address-space limit)."""
+    """`python -m aekit ARGS` in a subprocess (optionally under an address-space limit)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("AUTOENCODERS_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "autoencoders", *map(str, args)], capture_output=True, text=True,
+    full_env.pop("AEKIT_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "aekit", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout, preexec_fn=_limit(memory))
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"

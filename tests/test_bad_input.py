@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
+import aekit as ae
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
+import aekit as ae
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_weights_of_another_shape_are_reported(run, digits, tmp_path):
 @pytest.mark.parametrize(
     "edit,message",
     [
-        (lambda c: c.update(format="something-else"), "not written by autoencoders"),
+        (lambda c: c.update(format="something-else"), "not written by aekit"),
         (lambda c: c.update(format_version=99), "format_version 99"),
         (lambda c: c["model"].update(latent_dim=-1), "latent_dim must be an int > 0"),
         (lambda c: c["model"].update(surprise=1), "unknown fields"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import autoencoders as ae
+import aekit as ae
 from helpers import assert_usage_error, cli
 
 
@@ -41,10 +41,10 @@ def test_train_writes_the_run_folder_and_summary(run):
     for name in ("config.json", "weights.safetensors", "history.csv", "metrics.json", "report.html"):
         assert (run / name).is_file(), name
     config = json.loads((run / "config.json").read_text())
-    assert config["command"].startswith("autoencoders train vae --data digits --latent-dim 2")
+    assert config["command"].startswith("aekit train vae --data digits --latent-dim 2")
     assert config["data"]["source"] == {"name": "digits", "options": {}}
     html = (run / "report.html").read_text()
-    assert "Loss curves" in html and "Samples from the prior" in html and "autoencoders train vae" in html
+    assert "Loss curves" in html and "Samples from the prior" in html and "aekit train vae" in html
     model = ae.load(run)
     assert model.config.latent_dim == 2 and model.config.hidden == (32,)
 
@@ -83,7 +83,7 @@ def test_usage_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, args, mess
 def test_foreign_and_incompatible_run_folders(tmp_path, run):
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "config.json").write_text('{"hello": 1}')
-    assert_usage_error(cli("evaluate", tmp_path / "foreign"), "was not written by autoencoders")
+    assert_usage_error(cli("evaluate", tmp_path / "foreign"), "was not written by aekit")
     newer = tmp_path / "newer"
     newer.mkdir()
     config = json.loads((run / "config.json").read_text())
@@ -105,7 +105,7 @@ def test_use_commands(run, tmp_path):
     cli("encode", run, "--data", "digits", "--out", tmp_path / "codes.csv", check=0)
     codes = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
     assert codes.shape == (1797, 2)
-    np.testing.assert_allclose(codes, ae.load(run).encode(ae.datasets.load("digits").x.numpy()), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(codes, ae.load(run).encode(ae.data.load("digits").x.numpy()), rtol=1e-4, atol=1e-5)
 
     cli("reconstruct", run, "--data", "digits", "--noise", "masking", "--noise-level", "0.3", "--out",
         tmp_path / "r.npy", check=0)
@@ -137,7 +137,7 @@ def test_resume_from_the_command_line(tmp_path):
 
 
 def test_python_dash_m_and_entry_point_agree():
-    exe = Path(sys.executable).with_name("autoencoders")
+    exe = Path(sys.executable).with_name("aekit")
     if exe.exists():
         proc = subprocess.run([exe, "kinds"], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout == cli("kinds").stdout
@@ -148,14 +148,14 @@ def test_conditional_vae_from_the_command_line(tmp_path, run):
     # the subprocess 15 s here), sampled by the command line.
     folder = tmp_path / "cvae"
     model = ae.build("cvae", input_shape=(1, 8, 8), latent_dim=4, hidden=(64,))
-    ae.fit(model, ae.datasets.load("digits"), epochs=10, lr=3e-3, out=folder, verbose=0)
+    ae.fit(model, ae.data.load("digits"), epochs=10, lr=3e-3, out=folder, verbose=0)
     config = json.loads((folder / "config.json").read_text())
     assert config["model"]["n_classes"] == 10 and config["data"]["labelled"] == 1617  # the dataset's labels
     cli("generate", folder, "-n", "40", "--label", "7", "--out", tmp_path / "sevens.npy", check=0)
     sevens = np.load(tmp_path / "sevens.npy")
     assert sevens.shape == (40, 1, 8, 8)
-    digits = ae.datasets.load("digits")
-    judge = ae.quality.train_judge(digits.x, digits.y, epochs=10)
+    digits = ae.data.load("digits")
+    judge = ae.evaluation.quality.train_judge(digits.x, digits.y, epochs=10)
     assert (judge.predict_proba(sevens).argmax(1) == 7).mean() >= 0.9
     assert_usage_error(cli("generate", run, "--label", "3", "--out", tmp_path / "y.npy"),
                        "--label is for a conditional model (kind cvae)")

@@ -10,8 +10,9 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-import autoencoders as ae
-from autoencoders import codec, penalties
+import aekit as ae
+from aekit import codec
+from aekit.models import penalties
 from helpers import assert_usage_error, cli
 
 
@@ -201,7 +202,7 @@ def test_another_model_is_refused(x, blob):
 
 @pytest.mark.parametrize("keep", [0, 5, 20, 60, -1])
 def test_a_truncated_file_is_refused(model, blob, keep):
-    with pytest.raises(ae.DataError, match="truncated|not an autoencoders codec file"):
+    with pytest.raises(ae.DataError, match="truncated|not an aekit codec file"):
         codec.decompress(model, blob[:keep])
 
 
@@ -219,7 +220,7 @@ def test_a_newer_format_version_is_refused(model, blob):
 
 
 def test_other_files_and_trailing_bytes_are_refused(model, blob):
-    with pytest.raises(ae.DataError, match="not an autoencoders codec file"):
+    with pytest.raises(ae.DataError, match="not an aekit codec file"):
         codec.decompress(model, b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(ae.DataError, match="after its end"):
         codec.decompress(model, blob + b"\0")
@@ -284,7 +285,7 @@ def test_the_recipe_beats_the_pca_codec_at_equal_bytes():
     """The README's recipe, shortened (4 maps, 30 epochs on 4,000 of the mnist-5k digits, about a minute):
     at the grid it was trained for and at twice its step, its files hold better digits than any PCA codec
     file of no more bytes (measured: +2.1 and +3.5 dB)."""
-    x = np.asarray(ae.datasets.load("mnist-5k").x)
+    x = np.asarray(ae.data.load("mnist-5k").x)
     rows = np.random.default_rng(0).permutation(len(x))
     train, test = x[rows[:4000]], x[rows[4000:]]
     model = ae.build("ae", input_shape=(1, 28, 28), architecture="fully_conv", latent_dim=196, reconstruction="mse",
@@ -305,13 +306,13 @@ def run(tmp_path_factory):
     """A run folder trained in this process on the embedded digits (its source and scaling recorded)."""
     folder = tmp_path_factory.mktemp("codec") / "ae"
     model = ae.build("ae", input_shape=(1, 8, 8), latent_dim=6, hidden=(16,))
-    ae.fit(model, ae.datasets.load("digits"), epochs=1, out=folder, verbose=0)
+    ae.fit(model, ae.data.load("digits"), epochs=1, out=folder, verbose=0)
     return folder
 
 
 def in_process(capsys, *args) -> tuple[int, str, str]:
     """The command line's entry point called in this process (the subprocess tests cover the real start)."""
-    from autoencoders.cli import run as cli_run
+    from aekit.cli import run as cli_run
 
     code = cli_run([str(a) for a in args])
     out = capsys.readouterr()

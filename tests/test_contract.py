@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
-from autoencoders.training.state import TrainingState
+import aekit as ae
+from aekit.training.state import TrainingState
 
 KINDS = [k.name for k in ae.kinds()]
 # Small networks so that the whole registry trains in seconds on 2 cores.

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-import autoencoders as ae
-from autoencoders.datasets import MappedArray, read_idx, sources, write_idx
+import aekit as ae
+from aekit.data import MappedArray, read_idx, sources, write_idx
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -23,42 +23,42 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def test_list_names_every_source_with_options():
-    names = [s.name for s in ae.datasets.list()]
+    names = [s.name for s in ae.data.list()]
     assert names == ["mnist", "fashion-mnist", "mnist-5k", "digits", "line", "circle", "ring", "spiral", "swiss-roll"]
-    mnist = ae.datasets.SOURCES["mnist"]
+    mnist = ae.data.SOURCES["mnist"]
     assert mnist.options["split"] == "train" and "data_dir" in mnist.options
 
 
 def test_unknown_name_suggests_the_closest():
     with pytest.raises(ae.DataError, match=r"unknown dataset 'mnsit' \(did you mean 'mnist'\?\)"):
-        ae.datasets.load("mnsit")
+        ae.data.load("mnsit")
     with pytest.raises(ae.ConfigError, match=r"unknown option 'splt'.*did you mean 'split'"):
-        ae.datasets.load("mnist", splt="test")
+        ae.data.load("mnist", splt="test")
     with pytest.raises(ae.DataError, match="no such file or folder"):
-        ae.datasets.load("missing/file.npy")
+        ae.data.load("missing/file.npy")
 
 
 @pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist is not beside the project")
 def test_official_mnist_test_split_from_a_folder_without_network():
-    ds = ae.datasets.load("mnist", split="test", data_dir=SHARED_MNIST, download=False)
+    ds = ae.data.load("mnist", split="test", data_dir=SHARED_MNIST, download=False)
     assert ds.x.shape == (10000, 1, 28, 28) and ds.x.dtype == torch.float32
     assert float(ds.x.min()) == 0.0 and float(ds.x.max()) == 1.0
     assert np.bincount(ds.y).tolist()[:3] == [980, 1135, 1032]  # the official class counts
     assert ds.scaling == {"method": "pixels", "max": 255.0}
     # Only the test split is there: the train split says which files are needed and where.
     with pytest.raises(ae.DataError, match="train-images-idx3-ubyte.gz.*not found"):
-        ae.datasets.load("mnist", split="train", data_dir=SHARED_MNIST, download=False)
+        ae.data.load("mnist", split="train", data_dir=SHARED_MNIST, download=False)
 
 
 def test_mnist_5k_is_real_offline_digits():
-    ds = ae.datasets.load("mnist-5k")
+    ds = ae.data.load("mnist-5k")
     assert ds.x.shape == (5000, 1, 28, 28) and np.bincount(ds.y).tolist() == [500] * 10
     assert 0.0 <= float(ds.x.min()) and float(ds.x.max()) == 1.0
     assert 0.1 < float(ds.x.mean()) < 0.2  # MNIST's mean intensity is about 0.13
 
 
 def test_digits():
-    ds = ae.datasets.load("digits")
+    ds = ae.data.load("digits")
     assert ds.x.shape == (1797, 1, 8, 8) and float(ds.x.max()) == 1.0 and ds.scaling["max"] == 16.0
 
 
@@ -122,21 +122,21 @@ def test_checksum_mismatch_leaves_nothing_in_the_cache(server, tmp_path):
     write_idx(root / "t10k-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
     cache = tmp_path / "cache"
     with pytest.raises(ae.DataError, match="checksum mismatch.*expected 9fb629c4189551a2d022fa330f9573f3"):
-        ae.datasets.load("mnist", split="test", data_dir=cache, mirrors=[url])
+        ae.data.load("mnist", split="test", data_dir=cache, mirrors=[url])
     assert not any(p.is_file() for p in cache.rglob("*"))
 
 
 def test_offline_error_names_the_files_and_where_to_put_them(tmp_path):
     with pytest.raises(ae.DataError, match=r"not available offline.*Put t10k-images-idx3-ubyte.gz, "
                                            r"t10k-labels-idx1-ubyte.gz into .*fashion-mnist"):
-        ae.datasets.load("fashion-mnist", split="test", data_dir=tmp_path, mirrors=["http://127.0.0.1:1/"])
+        ae.data.load("fashion-mnist", split="test", data_dir=tmp_path, mirrors=["http://127.0.0.1:1/"])
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
 def test_a_local_file_with_the_wrong_checksum_is_reported(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
     with pytest.raises(ae.DataError, match=r"t10k-images-idx3-ubyte.gz: checksum mismatch"):
-        ae.datasets.load("mnist", split="test", data_dir=tmp_path, download=False)
+        ae.data.load("mnist", split="test", data_dir=tmp_path, download=False)
 
 
 # ----- IDX -----
@@ -162,8 +162,8 @@ def test_idx_round_trip_and_checks(tmp_path):
         read_idx(tmp_path / "cut-idx3-ubyte.gz")
     (tmp_path / "notgz-idx3-ubyte.gz").write_bytes(raw)
     with pytest.raises(ae.DataError, match="notgz-idx3-ubyte.gz: not a readable gzip file"):
-        ae.datasets.load(tmp_path / "notgz-idx3-ubyte.gz")
-    ds = ae.datasets.load(tmp_path / "a-idx3-ubyte.gz")
+        ae.data.load(tmp_path / "notgz-idx3-ubyte.gz")
+    ds = ae.data.load(tmp_path / "a-idx3-ubyte.gz")
     assert ds.x.shape == (2, 1, 3, 4) and float(ds.x.max()) == pytest.approx(23 / 255)
 
 
@@ -171,21 +171,21 @@ def test_idx_round_trip_and_checks(tmp_path):
 
 
 def test_toy_sets():
-    line = ae.datasets.load("line", n=500, seed=1)
+    line = ae.data.load("line", n=500, seed=1)
     assert line.x.shape == (500, 2) and line.y.shape == (500,)
     _, s, _ = np.linalg.svd(line.x.numpy() - line.x.numpy().mean(0))
     assert s[1] ** 2 / (s**2).sum() < 0.01  # one principal component explains > 99%
-    circle = ae.datasets.load("circle", n=300)
+    circle = ae.data.load("circle", n=300)
     np.testing.assert_allclose(np.linalg.norm(circle.x.numpy(), axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(circle.x.numpy()[:, 0], np.sin(circle.y), atol=1e-5)
-    train, hold = ae.datasets.load("spiral", n=200), ae.datasets.load("spiral", n=50, split="holdout")
+    train, hold = ae.data.load("spiral", n=200), ae.data.load("spiral", n=50, split="holdout")
     lo, hi = train.info["holdout_range"]
     assert train.y.max() <= lo <= hold.y.min() and hold.y.max() <= hi
-    roll = ae.datasets.load("swiss-roll", n=100, seed=3)
+    roll = ae.data.load("swiss-roll", n=100, seed=3)
     assert roll.x.shape == (100, 3) and roll.y.shape == (100,)
-    assert torch.equal(ae.datasets.load("circle", n=10, seed=4).x, ae.datasets.load("circle", n=10, seed=4).x)
+    assert torch.equal(ae.data.load("circle", n=10, seed=4).x, ae.data.load("circle", n=10, seed=4).x)
     with pytest.raises(ae.DataError, match="n must be an int > 0"):
-        ae.datasets.load("circle", n=0)
+        ae.data.load("circle", n=0)
 
 
 # ----- users' files -----
@@ -194,12 +194,12 @@ def test_toy_sets():
 def test_npy_images_and_tables(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (30, 6, 6), dtype=np.uint8)
     np.save(tmp_path / "img.npy", images)
-    ds = ae.datasets.load(tmp_path / "img.npy")
+    ds = ae.data.load(tmp_path / "img.npy")
     assert ds.x.shape == (30, 1, 6, 6) and ds.scaling["method"] == "pixels"
     table = np.random.default_rng(1).normal(5, 3, (40, 4)).astype(np.float32)
     np.save(tmp_path / "t.npy", table)
     for scale in ("minmax", "standard", "none"):
-        ds = ae.datasets.load(tmp_path / "t.npy", scale=scale)
+        ds = ae.data.load(tmp_path / "t.npy", scale=scale)
         x = ds.x.numpy()
         if scale == "minmax":
             np.testing.assert_allclose([x.min(0), x.max(0)], [np.zeros(4), np.ones(4)], atol=1e-6)
@@ -209,14 +209,14 @@ def test_npy_images_and_tables(tmp_path):
             np.testing.assert_array_equal(x, table)
         np.testing.assert_allclose(ds.transform(table), x, rtol=1e-6)  # new data scaled the same way
     with pytest.raises(ae.DataError, match="scale='zscore' is not one of"):
-        ae.datasets.load(tmp_path / "t.npy", scale="zscore")
+        ae.data.load(tmp_path / "t.npy", scale="zscore")
 
 
 def test_memory_mapped_npy_trains_one_epoch(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (300, 8, 8), dtype=np.uint8)
     np.save(tmp_path / "big.npy", images)
-    mapped = ae.datasets.load(tmp_path / "big.npy", memmap_threshold=0)
-    in_memory = ae.datasets.load(tmp_path / "big.npy")
+    mapped = ae.data.load(tmp_path / "big.npy", memmap_threshold=0)
+    in_memory = ae.data.load(tmp_path / "big.npy")
     assert isinstance(mapped.x, MappedArray) and mapped.input_shape == (1, 8, 8)
     np.testing.assert_allclose(mapped.x[np.array([3, 7])], in_memory.x.numpy()[[3, 7]], rtol=1e-6)
     model = ae.build("ae", input_shape=(1, 8, 8), hidden=(16,), latent_dim=4)
@@ -232,37 +232,37 @@ def test_memory_mapped_npy_trains_one_epoch(tmp_path):
 def test_npz_keys(tmp_path):
     x, y = np.random.default_rng(0).random((10, 3)), np.arange(10)
     np.savez(tmp_path / "xy.npz", x=x, y=y)
-    ds = ae.datasets.load(tmp_path / "xy.npz")
+    ds = ae.data.load(tmp_path / "xy.npz")
     assert ds.x.shape == (10, 3) and ds.y.tolist() == list(range(10))
     np.savez(tmp_path / "many.npz", a=x, b=x * 2)
     with pytest.raises(ae.DataError, match=r"holds several arrays \['a', 'b'\]: pick one with key="):
-        ae.datasets.load(tmp_path / "many.npz")
-    assert ae.datasets.load(tmp_path / "many.npz", key="b", scale="none").x.max() == pytest.approx(2 * x.max())
+        ae.data.load(tmp_path / "many.npz")
+    assert ae.data.load(tmp_path / "many.npz", key="b", scale="none").x.max() == pytest.approx(2 * x.max())
     with pytest.raises(ae.DataError, match=r"key='c' is not in the archive"):
-        ae.datasets.load(tmp_path / "many.npz", key="c")
+        ae.data.load(tmp_path / "many.npz", key="c")
     data = (tmp_path / "xy.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     with pytest.raises(ae.DataError, match="cut.npz"):
-        ae.datasets.load(tmp_path / "cut.npz")
+        ae.data.load(tmp_path / "cut.npz")
 
 
 def test_npy_refuses_pickled_objects(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ae.DataError, match="obj.npy: not a readable .npy file"):
-        ae.datasets.load(tmp_path / "obj.npy")
+        ae.data.load(tmp_path / "obj.npy")
 
 
 def test_csv_with_header_labels_and_columns(tmp_path):
     (tmp_path / "t.csv").write_text("a,b,label,c\n1,2,cat,3\n4,5,dog,6\n7,8,cat,9\n")
-    ds = ae.datasets.load(tmp_path / "t.csv", label_column="label", scale="none")
+    ds = ae.data.load(tmp_path / "t.csv", label_column="label", scale="none")
     np.testing.assert_array_equal(ds.x.numpy(), [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
     assert ds.y.tolist() == [0, 1, 0] and ds.info["classes"] == ["cat", "dog"]
-    sub = ae.datasets.load(tmp_path / "t.csv", columns=["c", "a"], scale="none")
+    sub = ae.data.load(tmp_path / "t.csv", columns=["c", "a"], scale="none")
     np.testing.assert_array_equal(sub.x.numpy()[0], [3, 1])
     (tmp_path / "t.tsv").write_text("1\t2\n3\t4\n")
-    assert ae.datasets.load(tmp_path / "t.tsv", scale="none").x.tolist() == [[1, 2], [3, 4]]
+    assert ae.data.load(tmp_path / "t.tsv", scale="none").x.tolist() == [[1, 2], [3, 4]]
     with pytest.raises(ae.DataError, match=r"no column 'lable' \(did you mean 'label'\?\)"):
-        ae.datasets.load(tmp_path / "t.csv", label_column="lable")
+        ae.data.load(tmp_path / "t.csv", label_column="lable")
 
 
 @pytest.mark.parametrize(
@@ -277,22 +277,22 @@ def test_csv_with_header_labels_and_columns(tmp_path):
 def test_bad_csv(tmp_path, text, message):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(ae.DataError, match=message):
-        ae.datasets.load(tmp_path / "bad.csv")
+        ae.data.load(tmp_path / "bad.csv")
 
 
 def test_drop_nan_and_empty_file(tmp_path):
     (tmp_path / "n.csv").write_text("a,b\n1,nan\n3,4\n5,inf\n7,8\n")
-    ds = ae.datasets.load(tmp_path / "n.csv", drop_nan=True, scale="none")
+    ds = ae.data.load(tmp_path / "n.csv", drop_nan=True, scale="none")
     assert ds.x.tolist() == [[3, 4], [7, 8]] and ds.info["dropped_rows"] == 2
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(ae.DataError, match="empty.csv: the file is empty"):
-        ae.datasets.load(tmp_path / "empty.csv")
+        ae.data.load(tmp_path / "empty.csv")
     x = np.ones((5, 2))
     x[1, 1] = np.nan
     np.save(tmp_path / "n.npy", x)
     with pytest.raises(ae.DataError, match=r"1 NaN/inf values in 1 rows \(first at row 1, column 1\)"):
-        ae.datasets.load(tmp_path / "n.npy")
-    assert len(ae.datasets.load(tmp_path / "n.npy", drop_nan=True)) == 4
+        ae.data.load(tmp_path / "n.npy")
+    assert len(ae.data.load(tmp_path / "n.npy", drop_nan=True)) == 4
 
 
 def _png(path, size, mode="L", value=128):
@@ -304,12 +304,12 @@ def test_image_folder_with_class_subfolders(tmp_path):
     for i in range(3):
         _png(tmp_path / "imgs" / "cats" / f"{i}.png", (5, 4), value=10 * i)
         _png(tmp_path / "imgs" / "dogs" / f"{i}.png", (5, 4), value=255)
-    ds = ae.datasets.load(tmp_path / "imgs")
+    ds = ae.data.load(tmp_path / "imgs")
     assert ds.x.shape == (6, 1, 4, 5) and ds.y.tolist() == [0, 0, 0, 1, 1, 1]
     assert ds.info["classes"] == ["cats", "dogs"] and float(ds.x.max()) == 1.0
     _png(tmp_path / "rgb" / "a.png", (4, 4), mode="RGB")
     _png(tmp_path / "rgb" / "b.jpg", (4, 4), mode="RGB")
-    rgb = ae.datasets.load(tmp_path / "rgb")
+    rgb = ae.data.load(tmp_path / "rgb")
     assert rgb.x.shape == (2, 3, 4, 4) and rgb.y is None
     assert rgb.x[0, 2].mean().item() == pytest.approx(1.0)
 
@@ -318,20 +318,20 @@ def test_image_folder_sizes_and_unreadable_images(tmp_path):
     _png(tmp_path / "mixed" / "a.png", (4, 4))
     _png(tmp_path / "mixed" / "b.png", (6, 5))
     with pytest.raises(ae.DataError, match=r"images of different sizes \(4x4 \(a.png\), 5x6 \(b.png\)\); pass image_size"):
-        ae.datasets.load(tmp_path / "mixed")
-    assert ae.datasets.load(tmp_path / "mixed", image_size=(3, 2)).x.shape == (2, 1, 3, 2)
+        ae.data.load(tmp_path / "mixed")
+    assert ae.data.load(tmp_path / "mixed", image_size=(3, 2)).x.shape == (2, 1, 3, 2)
     (tmp_path / "mixed" / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ae.DataError, match="broken.png: unreadable image"):
-        ae.datasets.load(tmp_path / "mixed", image_size=4)
+        ae.data.load(tmp_path / "mixed", image_size=4)
     (tmp_path / "none").mkdir()
     with pytest.raises(ae.DataError, match="no PNG or JPEG images"):
-        ae.datasets.load(tmp_path / "none")
+        ae.data.load(tmp_path / "none")
 
 
 def test_fit_accepts_a_dataset_and_stores_its_scaling(tmp_path):
     table = np.random.default_rng(1).normal(5, 3, (60, 4)).astype(np.float32)
     np.save(tmp_path / "t.npy", table)
-    ds = ae.datasets.load(tmp_path / "t.npy", scale="standard")
+    ds = ae.data.load(tmp_path / "t.npy", scale="standard")
     model = ae.build("ae", input_shape=ds.input_shape, hidden=(8,), latent_dim=2, reconstruction="mse")
     ae.fit(model, ds, epochs=1, out=tmp_path / "run", verbose=0)
     config = json.loads((tmp_path / "run" / "config.json").read_text())

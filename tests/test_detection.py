@@ -9,14 +9,14 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.metrics import roc_auc_score
 
-import autoencoders as ae
-from autoencoders import detection
-from autoencoders.datasets.base import make_dataset
-from autoencoders.errors import ConfigWarning
-from autoencoders.kinds import data_defaults
-from autoencoders.runs import WEIGHTS, load_run
-from autoencoders.sklearn import AutoencoderOutlierDetector
-from autoencoders.storage import read_tensor_metadata, read_tensors, write_tensors
+import aekit as ae
+from aekit.anomaly import detector as detection
+from aekit.data.base import make_dataset
+from aekit.errors import ConfigWarning
+from aekit.models.kinds import data_defaults
+from aekit.runs.run import WEIGHTS, load_run
+from aekit.runs.storage import read_tensor_metadata, read_tensors, write_tensors
+from aekit.sklearn import AutoencoderOutlierDetector
 from helpers import assert_usage_error, cli
 
 

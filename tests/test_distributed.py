@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
-from autoencoders import runs
+import aekit as ae
+from aekit.runs import run as runs
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="this PyTorch build has no torch.distributed")
 
@@ -20,13 +20,13 @@ OPTIONS = ["--hidden", "32", "--latent-dim", "8", "--batch-size", "64", "--seed"
 def torchrun(processes, *args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           "-m", "autoencoders", "train", *args]
+           "-m", "aekit", "train", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
 def single(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "autoencoders", "train", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "aekit", "train", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300)
 
 

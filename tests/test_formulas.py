@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-import autoencoders as ae
-from autoencoders import penalties
-from autoencoders.corruption import corrupt
-from autoencoders.distributions import DiagonalGaussian, reconstruction_nll
+import aekit as ae
+from aekit.models import penalties
+from aekit.models.corruption import corrupt
+from aekit.models.distributions import DiagonalGaussian, reconstruction_nll
 
 
 def _jacobian_norm_reference(encoder, x):

@@ -11,9 +11,9 @@ import pytest
 import torch
 from sklearn.decomposition import PCA, FactorAnalysis
 
-import autoencoders as ae
-from autoencoders import metrics
-from autoencoders.distributions import CorrelatedGaussian
+import aekit as ae
+from aekit.evaluation import metrics
+from aekit.models.distributions import CorrelatedGaussian
 
 K = 8
 
@@ -178,7 +178,7 @@ def test_linear_gaussian_bad_options(kind, options, message):
 
 
 def test_em_training_resumes_exactly(dequantised, tmp_path, monkeypatch):
-    from autoencoders.training import loop
+    from aekit.training import loop
 
     reference = ae.build("factor_analysis", input_shape=(64,), latent_dim=4)
     ae.fit(reference, dequantised, epochs=4, out=tmp_path / "ref", verbose=0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
-from autoencoders import generation, metrics, quality
+import aekit as ae
+from aekit.evaluation import generation, metrics, quality
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_sparse_model_codes_are_mostly_inactive(digits):
 
 def test_evaluate_keys_and_units(trained, digits):
     vae, plain = trained
-    ds = ae.datasets.Dataset(torch.from_numpy(digits[0]), digits[1], "digits", {"method": "pixels", "max": 16.0})
+    ds = ae.data.Dataset(torch.from_numpy(digits[0]), digits[1], "digits", {"method": "pixels", "max": 16.0})
     r = ae.evaluate(vae, ds, log_likelihood_samples=50, log_likelihood_examples=200)
     assert r["vae"]["log_likelihood_nats"] >= r["vae"]["elbo_nats"] - 0.5
     assert r["vae"]["bits_per_dimension"] == pytest.approx(-r["vae"]["log_likelihood_nats"] / (64 * math.log(2)))

@@ -21,9 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
-import autoencoders as ae
-from autoencoders import anomaly, penalties, runs, storage
-from autoencoders.training import loop
+import aekit as ae
+from aekit.anomaly import scores as anomaly
+from aekit.models import penalties
+from aekit.runs import run as runs
+from aekit.runs import storage
+from aekit.training import loop
 from helpers import MEMORY_LIMIT, assert_usage_error, cli
 
 
@@ -45,8 +48,8 @@ def _model_tensors(folder):
 
 CHILD = """
 import sys, time, numpy as np, torch
-from autoencoders import storage
-import autoencoders as ae
+from aekit.runs import storage
+import aekit as ae
 torch.set_num_threads(1)
 data, out, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
 real = storage.atomic_write
@@ -195,8 +198,8 @@ def test_resume_refuses_another_scaling_naming_both(tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "t.npy", rng.normal(size=(200, 5)).astype(np.float32))
     model = ae.build("ae", input_shape=(5,), hidden=(8,), latent_dim=2, reconstruction="mse")
-    ae.fit(model, ae.datasets.load(tmp_path / "t.npy"), epochs=1, out=tmp_path / "run", verbose=0)
-    again = ae.datasets.load(tmp_path / "t.npy", scale="standard")
+    ae.fit(model, ae.data.load(tmp_path / "t.npy"), epochs=1, out=tmp_path / "run", verbose=0)
+    again = ae.data.load(tmp_path / "t.npy", scale="standard")
     with pytest.raises(ae.CheckpointError, match="data scaling: 'minmax' in the run, 'standard' here"):
         ae.fit(model, again, epochs=2, out=tmp_path / "run", resume=True, verbose=0)
     with pytest.raises(ae.CheckpointError, match="data scaling: 'minmax' in the run, none"):
@@ -248,7 +251,7 @@ def test_files_that_claim_to_be_huge_are_refused_before_allocating(tmp_path):
              "overflow-idx3-ubyte": "truncated: header declares shape (4294967295,"}
     for name, message in cases.items():
         with pytest.raises(ae.DataError, match=re.escape(message)):
-            ae.datasets.load(tmp_path / name)
+            ae.data.load(tmp_path / name)
         proc = cli("train", "ae", "--data", tmp_path / name, "--out", tmp_path / "never", memory=MEMORY_LIMIT)
         assert_usage_error(proc, message)
     assert not (tmp_path / "never").exists()
@@ -284,7 +287,7 @@ def test_image_bombs_are_refused_and_a_fifo_never_blocks(tmp_path):
         folder.mkdir()
         _png_header_only(folder / "a.png", w, h)
         with pytest.raises(ae.DataError, match=message):
-            ae.datasets.load(folder)
+            ae.data.load(folder)
         assert_usage_error(cli("train", "ae", "--data", folder, "--out", tmp_path / "never", memory=MEMORY_LIMIT),
                            message)
     fifo = tmp_path / "fifo"
@@ -294,14 +297,14 @@ def test_image_bombs_are_refused_and_a_fifo_never_blocks(tmp_path):
     os.mkfifo(tmp_path / "x.npy")
     for path, message in ((fifo, "x.png is not a regular file"), (tmp_path / "x.npy", "is not a regular file")):
         with pytest.raises(ae.DataError, match=message):
-            ae.datasets.load(path)
+            ae.data.load(path)
         assert_usage_error(cli("train", "ae", "--data", path, "--out", tmp_path / "never", timeout=120), message)
 
 
 def test_huge_counts_are_refused_not_allocated(digits, tmp_path):
     model = ae.build("vae", input_shape=(64,), hidden=(8,), latent_dim=2)
     ae.fit(model, digits[0][:100], epochs=1, out=tmp_path / "run", verbose=0)
-    for call in (lambda: model.sample(10**9), lambda: ae.generation.sample(model, 10**9)):
+    for call in (lambda: model.sample(10**9), lambda: ae.evaluation.generation.sample(model, 10**9)):
         with pytest.raises(ae.ConfigError, match="n=1000000000 samples needs"):
             call()
     assert_usage_error(cli("generate", tmp_path / "run", "-n", "1000000000", "--out", tmp_path / "s.npy",
@@ -357,7 +360,7 @@ def test_a_recorded_data_source_never_reaches_the_network_or_writes(digits, tmp_
 @pytest.fixture
 def run(digits, tmp_path):
     folder = tmp_path / "run"
-    ds = ae.datasets.load("digits")
+    ds = ae.data.load("digits")
     ae.fit(ae.build("ae", input_shape=(1, 8, 8), hidden=(8,), latent_dim=2), ds, epochs=2, out=folder, verbose=0)
     return folder
 
@@ -411,7 +414,7 @@ def test_tampered_training_state_is_named(run, digits, edit, message):
     _rewrite_state(run, edit)
     model = ae.build("ae", input_shape=(1, 8, 8), hidden=(8,), latent_dim=2)
     with pytest.raises(ae.CheckpointError, match=message):
-        ae.fit(model, ae.datasets.load("digits"), epochs=3, out=run, resume=True, verbose=0)
+        ae.fit(model, ae.data.load("digits"), epochs=3, out=run, resume=True, verbose=0)
     proc = cli("train", "ae", "--data", "digits", "--hidden", "8", "--latent-dim", "2", "--epochs", "3", "--out", run,
                "--resume")
     assert_usage_error(proc, message)
@@ -466,7 +469,7 @@ def test_degenerate_inputs_are_named(tmp_path, digits):
     np.save(tmp_path / "td.npy", np.arange(10).astype("timedelta64[s]").reshape(5, 2))
     for name, message in (("empty_features.npy", "has no features"), ("td.npy", "is not numeric")):
         with pytest.raises(ae.DataError, match=message):
-            ae.datasets.load(tmp_path / name)
+            ae.data.load(tmp_path / name)
         assert_usage_error(cli("train", "ae", "--data", tmp_path / name, "--out", tmp_path / "never"), message)
     np.save(tmp_path / "one.npy", digits[0][:1])
     with pytest.raises(ae.DataError, match="training needs at least 2"):
@@ -479,7 +482,7 @@ def test_degenerate_inputs_are_named(tmp_path, digits):
             ae.build("ae", input_shape=(64,), seed=seed)
     np.save(tmp_path / "hundred.npy", digits[0][:100])
     with pytest.raises(ae.DataError, match="2 labels for 100 examples"):
-        ae.datasets.load(tmp_path / "hundred.npy", labels=[0, 1])
+        ae.data.load(tmp_path / "hundred.npy", labels=[0, 1])
     with pytest.raises(ae.DataError, match="labels has 3 entries for 100 examples"):
         ae.evaluate(ae.build("ae", input_shape=(64,)), digits[0][:100], labels=[0, 1, 2], log_likelihood_samples=0)
 
@@ -490,10 +493,10 @@ def test_degenerate_inputs_are_named(tmp_path, digits):
 def test_values_beyond_float32_are_scaled_in_float64_or_refused(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 3)) * 1e39
     np.save(tmp_path / "big.npy", x)
-    ds = ae.datasets.load(tmp_path / "big.npy")  # minmax in float64: fine
+    ds = ae.data.load(tmp_path / "big.npy")  # minmax in float64: fine
     assert torch.isfinite(ds.x).all() and float(ds.x.min()) == 0.0 and float(ds.x.max()) == 1.0
     with pytest.raises(ae.DataError, match="beyond float32's range"):
-        ae.datasets.load(tmp_path / "big.npy", scale="none")
+        ae.data.load(tmp_path / "big.npy", scale="none")
     assert_usage_error(cli("train", "ae", "--data", tmp_path / "big.npy", "--data-option", "scale=none", "--out",
                            tmp_path / "never"), "beyond float32's range")
 
@@ -503,7 +506,7 @@ def test_16_bit_images_keep_their_range(tmp_path):
     folder.mkdir()
     for i in range(3):
         Image.fromarray(np.full((6, 6), 32768 + i, np.uint16)).save(folder / f"{i}.png")
-    ds = ae.datasets.load(folder)
+    ds = ae.data.load(folder)
     assert ds.x.shape == (3, 1, 6, 6)
     assert float(ds.x.mean()) == pytest.approx(32769 / 65535, abs=1e-4)
 
@@ -514,7 +517,7 @@ def test_loose_images_beside_class_folders_are_refused_not_dropped(tmp_path):
     Image.new("L", (4, 4)).save(folder / "cats" / "a.png")
     Image.new("L", (4, 4)).save(folder / "loose.png")
     with pytest.raises(ae.DataError, match="holds images at its top level"):
-        ae.datasets.load(folder)
+        ae.data.load(folder)
     assert_usage_error(cli("train", "ae", "--data", folder, "--out", tmp_path / "never"), "holds images at its top level")
 
 

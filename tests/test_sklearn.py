@@ -18,9 +18,9 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import autoencoders as ae
-from autoencoders import anomaly
-from autoencoders.sklearn import AutoencoderOutlierDetector, AutoencoderTransformer
+import aekit as ae
+from aekit.anomaly import scores as anomaly
+from aekit.sklearn import AutoencoderOutlierDetector, AutoencoderTransformer
 
 KINDS = [k.name for k in ae.kinds()]
 ESTIMATORS = (AutoencoderTransformer, AutoencoderOutlierDetector)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import autoencoders as ae
-from autoencoders.datasets import base
-from autoencoders.datasets.tables import TableSchema, TableWarning, decode, encode, infer_schema, read_frame
+import aekit as ae
+from aekit.data import base
+from aekit.data.tables import TableSchema, TableWarning, decode, encode, infer_schema, read_frame
 from helpers import assert_usage_error, cli
 
 N = 200
@@ -48,7 +48,7 @@ def quiet_load(data, **options):
     """load() with the free-text warning silenced (tests of it check it on their own)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TableWarning)
-        return ae.datasets.load(data, **options)
+        return ae.data.load(data, **options)
 
 
 # ----- column roles -----
@@ -56,7 +56,7 @@ def quiet_load(data, **options):
 
 def test_every_column_kind_gets_its_role(sensors):
     with pytest.warns(TableWarning, match=r"column 'note' holds free text .*categorical=\['note'\].*exclude="):
-        ds = ae.datasets.load(sensors, label_column="label")
+        ds = ae.data.load(sensors, label_column="label")
     schema = TableSchema.from_json(ds.info["table"])
     assert schema.roles == {"id": "id", "order_key": "id", "timestamp": "timestamp", "machine": "categorical",
                             "running": "categorical", "temp": "numeric", "pressure": "numeric",
@@ -133,7 +133,7 @@ def test_text_column_of_numbers_is_numeric_and_a_typo_names_row_and_column(tmp_p
     path = tmp_path / "typo.csv"
     path.write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(9)) + "9,1O\n")
     with pytest.raises(ae.DataError, match=r"typo.csv: row 11, column 'b': '1O' is not a number .*categorical="):
-        ae.datasets.load(path)
+        ae.data.load(path)
 
 
 # ----- overrides -----
@@ -225,17 +225,17 @@ def test_tsv_txt_and_headerless_tables(tmp_path):
     (tmp_path / "spaces.txt").write_text("1 2\n3 4\n")
     (tmp_path / "commas.txt").write_text("\ufeffa,b\n1,2\n3,4\n")  # with a byte-order mark
     for name in ("t.tsv", "spaces.txt", "commas.txt"):
-        assert ae.datasets.load(tmp_path / name, scale="none").numpy().tolist() == [[1, 2], [3, 4]]
-    assert ae.datasets.load(tmp_path / "commas.txt").feature_names == ["a", "b"]
-    headerless = ae.datasets.load(tmp_path / "spaces.txt", columns=[1], label_column=0)
+        assert ae.data.load(tmp_path / name, scale="none").numpy().tolist() == [[1, 2], [3, 4]]
+    assert ae.data.load(tmp_path / "commas.txt").feature_names == ["a", "b"]
+    headerless = ae.data.load(tmp_path / "spaces.txt", columns=[1], label_column=0)
     assert headerless.feature_names == ["1"] and headerless.y.tolist() == [1, 3]
     (tmp_path / "semi.csv").write_text("a;b\n1;2\n")
-    assert ae.datasets.load(tmp_path / "semi.csv", delimiter=";").feature_names == ["a", "b"]
+    assert ae.data.load(tmp_path / "semi.csv", delimiter=";").feature_names == ["a", "b"]
 
 
 def test_class_name_labels(tmp_path):
     (tmp_path / "t.csv").write_text("x,kind\n1,cat\n2,dog\n3,cat\n4,\n")
-    ds = ae.datasets.load(tmp_path / "t.csv", label_column="kind")
+    ds = ae.data.load(tmp_path / "t.csv", label_column="kind")
     assert ds.y.tolist() == [1, 2, 1, 0] and ds.info["classes"] == ["", "cat", "dog"]
 
 
@@ -249,18 +249,18 @@ def test_schema_reuse_on_a_new_file(sensors, tmp_path):
     new = new[new.columns[::-1]]  # columns in another order
     new.to_csv(tmp_path / "new.csv", index=False)
     for schema in (train.info["table"], json.dumps(train.info["table"]), TableSchema.from_json(train.info["table"])):
-        ds = ae.datasets.load(tmp_path / "new.csv", schema=schema, scale="none")
+        ds = ae.data.load(tmp_path / "new.csv", schema=schema, scale="none")
         assert ds.feature_names == train.feature_names and ds.y is None
         machine = [i for i, n in enumerate(ds.feature_names) if n.startswith("machine=")]
         assert ds.numpy()[0, machine].tolist() == [0, 0, 0]
         assert (ds.numpy()[1:, machine].sum(1) == 1).all()
     (tmp_path / "schema.json").write_text(json.dumps(train.info["table"]))
-    assert ae.datasets.load(tmp_path / "new.csv", schema=str(tmp_path / "schema.json")).feature_names == train.feature_names
+    assert ae.data.load(tmp_path / "new.csv", schema=str(tmp_path / "schema.json")).feature_names == train.feature_names
     new.drop(columns=["temp", "machine"]).to_csv(tmp_path / "missing.csv", index=False)
     with pytest.raises(ae.DataError, match=r"missing.csv: missing columns \['machine', 'temp'\]"):
-        ae.datasets.load(tmp_path / "missing.csv", schema=train.info["table"])
+        ae.data.load(tmp_path / "missing.csv", schema=train.info["table"])
     with pytest.raises(ae.DataError, match="schema= fixes the columns' roles; drop columns"):
-        ae.datasets.load(tmp_path / "new.csv", schema=train.info["table"], columns="temp")
+        ae.data.load(tmp_path / "new.csv", schema=train.info["table"], columns="temp")
 
 
 def test_schema_reuse_refuses_text_in_a_numeric_column(sensors, tmp_path):
@@ -269,7 +269,7 @@ def test_schema_reuse_refuses_text_in_a_numeric_column(sensors, tmp_path):
     frame.loc[3, "temp"] = "hot"
     frame.to_csv(tmp_path / "new.csv", index=False)
     with pytest.raises(ae.DataError, match=r"new.csv: row 5, column 'temp': 'hot' is not a number"):
-        ae.datasets.load(tmp_path / "new.csv", schema=schema)
+        ae.data.load(tmp_path / "new.csv", schema=schema)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -356,7 +356,7 @@ MALFORMED = [
 def test_malformed_files_are_data_errors_naming_the_file(tmp_path, name, write, message):
     write(tmp_path / name)
     with pytest.raises(ae.DataError, match=message) as error:
-        ae.datasets.load(tmp_path / name)
+        ae.data.load(tmp_path / name)
     assert str(error.value).startswith(str(tmp_path / name))
 
 
@@ -372,7 +372,7 @@ def test_malformed_files_are_one_line_cli_errors(tmp_path, name, write, message)
 def test_a_table_too_large_for_memory_is_refused_before_reading(sensors, monkeypatch):
     monkeypatch.setattr(base, "memory_budget", lambda: 4096)
     with pytest.raises(ae.DataError, match=r"sensors.csv .*bytes of text as a table\) needs .* of memory"):
-        ae.datasets.load(sensors)
+        ae.data.load(sensors)
 
 
 def test_a_fifo_is_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""The tour as a newcomer sees it: `autoencoders tour --quick`, opened in headless Chromium."""
+"""The tour as a newcomer sees it: `aekit tour --quick`, opened in headless Chromium."""
 
 import re
 import shutil
@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def tour_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
-    proc = subprocess.run([sys.executable, "-m", "autoencoders", "tour", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "aekit", "tour", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out / "tour.html"

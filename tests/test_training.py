@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
-from autoencoders import runs
-from autoencoders.training import loop
+import aekit as ae
+from aekit.runs import run as runs
+from aekit.training import loop
 
 
 def _weights(model):
@@ -165,7 +165,7 @@ def test_stacked_history_has_every_stage_and_pretraining_changes_weights(digits)
 
 
 def test_greedy_layer_trains_on_codes_of_the_layer_below(digits):
-    from autoencoders.stacked import greedy_layers
+    from aekit.models.stacked import greedy_layers
 
     model = ae.build("stacked", input_shape=(64,), hidden=(32,), latent_dim=8, pretrain_epochs=1)
     stages = greedy_layers(model)
@@ -189,7 +189,7 @@ def test_memmap_array_trains_from_disk(digits, tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from autoencoders.training import FitOptions, learning_rate
+    from aekit.training import FitOptions, learning_rate
 
     opts = FitOptions(lr=0.01, lr_schedule="cosine")
     lrs = [learning_rate(opts, step, 200) for step in range(200)]
@@ -201,7 +201,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_precision_choices_and_errors(digits):
-    from autoencoders.training.precision import resolve
+    from aekit.training.precision import resolve
 
     cpu = torch.device("cpu")
     small = ae.build("ae", input_shape=(64,), hidden=(32,), latent_dim=8)
@@ -243,7 +243,7 @@ def test_callback_sees_every_epoch_and_can_stop_the_run(digits, tmp_path):
 
 
 def test_ddp_shard_weights_make_the_global_mean():
-    from autoencoders.training.distributed import Context
+    from aekit.training.distributed import Context
 
     idx = torch.arange(5)
     for world in (1, 2, 3, 8):
@@ -272,7 +272,7 @@ def test_training_from_a_memmap_keeps_file_pages_out_of_resident_memory(tmp_path
         out[i:i + 10_000] = rng.random((10_000, 784), dtype=np.float32)
     out.flush()
     del out
-    data = ae.datasets.load(path, memmap_threshold=0, scale="none")
+    data = ae.data.load(path, memmap_threshold=0, scale="none")
     before = rss_file_mb()
     model = ae.build("ae", input_shape=(784,), hidden=(16,), latent_dim=4)
     ae.fit(model, data, epochs=1, batch_size=512, val_fraction=0.01, verbose=0, precision="fp32")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import autoencoders as ae
-from autoencoders import metrics, quality
-from autoencoders.corruption import corrupt
-from autoencoders.distributions import DiagonalGaussian, free_bits_kl
-from autoencoders.models import kl_weight
-from autoencoders.training import loop
+import aekit as ae
+from aekit.evaluation import metrics, quality
+from aekit.models.autoencoder import kl_weight
+from aekit.models.corruption import corrupt
+from aekit.models.distributions import DiagonalGaussian, free_bits_kl
+from aekit.training import loop
 
 MNIST_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared beside the repository
 
@@ -46,13 +46,13 @@ def test_cvae_generates_the_requested_digit(split):
     accuracy = (judge.predict_proba(samples).argmax(1) == labels).mean()
     assert accuracy >= 0.9  # measured 1.00
     # The same class from the CLI's single label, and from the generation module.
-    sevens = ae.generation.sample(model, 20, labels=7, seed=1)
+    sevens = ae.evaluation.generation.sample(model, 20, labels=7, seed=1)
     assert (judge.predict_proba(sevens).argmax(1) == 7).mean() >= 0.9
 
 
 def test_cvae_labels_reach_every_path(split, tmp_path):
     x, y, x_test, y_test = split
-    ds = ae.datasets.Dataset(torch.from_numpy(x), y, "digits-train", None)
+    ds = ae.data.Dataset(torch.from_numpy(x), y, "digits-train", None)
     model = ae.build("cvae", input_shape=(64,), latent_dim=4, hidden=(32,), n_classes=10)
     history = ae.fit(model, ds, epochs=2, verbose=0, out=tmp_path / "run")  # the Dataset's labels are used
     config = ae.load_run(tmp_path / "run")
@@ -68,7 +68,7 @@ def test_cvae_labels_reach_every_path(split, tmp_path):
     with_labels = ae.evaluate_loss(model, xt, rows, labels=torch.from_numpy(y))["mse_per_feature"]
     assert with_labels == pytest.approx(history[-1]["val_mse_per_feature"], rel=1e-5)
     assert ae.evaluate_loss(model, xt, rows)["mse_per_feature"] != pytest.approx(with_labels, rel=1e-5)
-    report = ae.evaluate(model, ae.datasets.Dataset(torch.from_numpy(x_test), y_test, "t", None),
+    report = ae.evaluate(model, ae.data.Dataset(torch.from_numpy(x_test), y_test, "t", None),
                          log_likelihood_samples=20, log_likelihood_examples=50, compression_sizes=False)
     unconditioned = metrics.log_likelihood(model, x_test[:50], samples=20).mean()
     assert report["vae"]["log_likelihood_nats"] > unconditioned  # log p(x|y) > log p(x|unknown)
@@ -103,8 +103,8 @@ def test_cvae_on_mnist_5k_is_judged_the_requested_digit_90_percent_of_the_time()
     # accuracy on the official 10,000 MNIST test digits asserted above 0.9 (measured 0.943).
     if not (MNIST_TEST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"the official MNIST test split is not in {MNIST_TEST}")
-    train = ae.datasets.load("mnist-5k")
-    test = ae.datasets.load("mnist", split="test", data_dir=str(MNIST_TEST), download=False)
+    train = ae.data.load("mnist-5k")
+    test = ae.data.load("mnist", split="test", data_dir=str(MNIST_TEST), download=False)
     judge = quality.judge_for(train)
     assert judge.accuracy(test.x, test.y) > 0.9
     # The README's recipe: beta = 2 keeps the class out of the code (with beta = 1 the code carries it and
@@ -187,7 +187,7 @@ def test_iwae_bound_is_above_the_elbo_and_grows_with_k(digits):
         q = model.posterior_of(xb)
         z = q.sample()
         # The one-sample ELBO with the same draw: log p(x|z) + log p(z) - log q(z|x).
-        from autoencoders.distributions import log_likelihood_per_example, standard_normal_log_prob
+        from aekit.models.distributions import log_likelihood_per_example, standard_normal_log_prob
 
         one = log_likelihood_per_example("bce", model.decoder(z), xb) + standard_normal_log_prob(z) - q.log_prob(z)
         torch.testing.assert_close(one_draw, one)  # K = 1 is the ELBO

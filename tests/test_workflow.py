@@ -15,12 +15,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-import autoencoders as ae
-from autoencoders import metrics
-from autoencoders.report import figures
-from autoencoders.report import run as report_run
-from autoencoders.sklearn import AutoencoderOutlierDetector, AutoencoderTransformer
-from autoencoders.training import TrainingWarning
+import aekit as ae
+from aekit.evaluation import metrics
+from aekit.report import figures
+from aekit.report import run as report_run
+from aekit.sklearn import AutoencoderOutlierDetector, AutoencoderTransformer
+from aekit.training import TrainingWarning
 from helpers import assert_usage_error, cli
 
 
@@ -103,7 +103,7 @@ def test_every_command_that_takes_data_reuses_the_recorded_source(run, tmp_path)
 
 
 def test_report_subset_is_seeded_stratified_and_never_the_first_rows():
-    ds = ae.datasets.load("mnist-5k")  # sorted by class: its first 2,000 rows hold 0-3 only
+    ds = ae.data.load("mnist-5k")  # sorted by class: its first 2,000 rows hold 0-3 only
     assert set(np.asarray(ds.y[:2000]).tolist()) == {0, 1, 2, 3}
     part = report_run.subset(ds, 2000)
     counts = np.bincount(part.y, minlength=10)
@@ -119,7 +119,7 @@ def test_report_shows_class_names_and_only_what_applies(tmp_path):
                                            rng.normal(1000, 50, 300))]
     table.write_text("\n".join(rows) + "\n")
     model = ae.build("ae", input_shape=(2,), hidden=(8,), latent_dim=2, reconstruction="mse")
-    ds = ae.datasets.load(table, label_column="machine")
+    ds = ae.data.load(table, label_column="machine")
     ae.fit(model, ds, epochs=2, out=tmp_path / "r", verbose=0)
     html = report_run.write_report(tmp_path / "r").read_text()
     metrics_table = html[html.index("Metrics"):]
@@ -155,7 +155,7 @@ def test_interpolate_between_labels(run, tmp_path):
     cli("interpolate", run, "--from-label", "0", "--to-label", "7", "--steps", "5", "--out", tmp_path / "p.npy",
         check=0)
     path = np.load(tmp_path / "p.npy").reshape(5, -1)
-    model, ds = ae.load(run), ae.datasets.load("digits")
+    model, ds = ae.load(run), ae.data.load("digits")
     x, y = ds.x.numpy(), ds.y
     means = {c: model.reconstruct(x[y == c]).reshape((y == c).sum(), -1).mean(0) for c in (0, 7)}
     assert np.linalg.norm(path[0] - means[0]) < np.linalg.norm(path[0] - means[7])
@@ -252,12 +252,12 @@ def test_the_transformers_default_codes_beat_pca_in_a_linear_probe():
 
 
 def test_raw_sizes_are_in_the_datas_own_dtype(tmp_path):
-    ds = ae.datasets.load("digits")
+    ds = ae.data.load("digits")
     model = ae.build("ae", input_shape=(1, 8, 8), hidden=(8,), latent_dim=2)
     as_dataset = metrics.compression(model, ds)
     assert as_dataset["raw_dtype"] == "float32" and as_dataset["raw_bytes_per_example"] == 64 * 4
     np.save(tmp_path / "u8.npy", np.random.default_rng(0).integers(0, 256, (30, 1, 8, 8), dtype=np.uint8))
-    u8 = ae.datasets.load(tmp_path / "u8.npy")
+    u8 = ae.data.load(tmp_path / "u8.npy")
     result = metrics.compression(model, u8)
     assert result["raw_dtype"] == "uint8" and result["raw_bytes_per_example"] == 64 and result["examples"] == 30
     assert metrics.compression(model, u8.x)["raw_bytes_per_example"] == 64 * 4  # a float32 tensor: its own dtype

@@ -1,0 +1,110 @@
+"""What a trained run says about data, as tables in the data's own terms: anomaly scores with their
+labels and explanations, reconstructions in the original columns and units, codes.
+
+    result = scoring.detect(run, ds, explain=True)   # ds: run.dataset(path) (scaled as the run was trained)
+    result.frame                                      # ids first, score, outlier, [top_features, contributions]
+
+Rows keep the table's identifier and timestamp columns (Dataset.ids) or, without them, their index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from aekit.anomaly import scores as anomaly
+from aekit.anomaly.detector import Detector, group_columns, top_features
+from aekit.data.base import unscaled
+from aekit.data.tables import TableSchema, as_schema, decode
+from aekit.errors import CheckpointError, ConfigError
+
+RESERVED = ("score", "outlier", "label", "top_features", "index")
+
+
+def _schema(ds) -> TableSchema | None:
+    table = (ds.info or {}).get("table")
+    return as_schema(table) if table is not None else None
+
+
+def feature_columns(ds, n_inputs: int) -> list[str]:
+    """The names of the data's columns: a table's own features, pixels of images as c{channel}y{row}x{column},
+    else x0, x1, ... (one per model input)."""
+    schema = _schema(ds)
+    if schema is not None:
+        return list(schema.features)
+    shape = tuple(ds.input_shape)
+    if len(shape) == 3:
+        return [f"c{c}y{y}x{x}" for c in range(shape[0]) for y in range(shape[1]) for x in range(shape[2])]
+    return [f"x{j}" for j in range(n_inputs)]
+
+
+def by_column(ds, contributions: np.ndarray) -> np.ndarray:
+    """(N, D) per-input contributions summed into the table's columns (a categorical column's one-hot inputs)."""
+    schema = _schema(ds)
+    return contributions if schema is None else group_columns(contributions, schema.groups())
+
+
+def with_ids(ds, frame: pd.DataFrame) -> pd.DataFrame:
+    """frame with the data's identifier columns first (or an `index` column when it has none)."""
+    ids = ds.ids if ds.ids is not None else pd.DataFrame({"index": np.arange(len(frame))})
+    return pd.concat([ids.reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
+
+
+def in_original_units(ds, rows: np.ndarray) -> pd.DataFrame:
+    """Model-space rows (N, *input_shape) as a frame of the data's columns in its own units (a
+    categorical column gets its most likely category). 'rownorm' data stay in scaled units."""
+    flat = unscaled(np.asarray(rows).reshape(len(rows), -1), ds.scaling)
+    schema = _schema(ds)
+    if schema is not None:
+        return decode(flat, schema)
+    return pd.DataFrame(flat, columns=feature_columns(ds, flat.shape[1]))
+
+
+@dataclass
+class Detection:
+    frame: pd.DataFrame  # ids, score, outlier, [label], [top_features, one contribution column per feature]
+    scores: np.ndarray
+    threshold: float
+    rule: str  # how the threshold was chosen, in words
+    contributions: np.ndarray | None  # (N, columns) when explained
+    columns: list[str]  # the feature columns the contributions belong to
+
+
+def threshold_of(detector: Detector, scores, contamination=None, false_alarm_rate=None) -> tuple[float, str]:
+    """The threshold to apply and how it was chosen: the one learnt on the training rows, or re-set
+    on these scores (contamination), or the novelty threshold of the held-out rows (false_alarm_rate)."""
+    if contamination is not None and false_alarm_rate is not None:
+        raise ConfigError("give contamination (re-threshold these rows) or false_alarm_rate (novelty), not both")
+    if contamination is not None:
+        return anomaly.threshold(scores, contamination), f"the {1 - contamination:g} quantile of these scores"
+    if false_alarm_rate is not None:
+        return detector.novelty_threshold(false_alarm_rate), (
+            f"at most {false_alarm_rate:g} false alarms on clean rows ({len(detector.calibration)} held-out rows)")
+    return detector.threshold, (f"learnt on the training rows: the {1 - detector.contamination:g} quantile of "
+                                "their scores")
+
+
+def detect(run, ds, contamination=None, false_alarm_rate=None, explain: bool = False, top: int = 3,
+           contributions: bool = False) -> Detection:
+    """Scores and labels of the rows of ds with run's detector; explain=True adds top_features and
+    one contribution column per feature to the frame (contributions=True computes them without)."""
+    detector = run.detector
+    if detector is None:
+        raise CheckpointError(f"{run.folder} has no anomaly detector: its training did not finish "
+                              "(resume it, or train again)")
+    columns = feature_columns(ds, run.config.input_size)
+    shares = by_column(ds, detector.contributions(run.model, ds.x)) if explain or contributions else None
+    scores = shares.sum(1) if shares is not None else detector.scores(run.model, ds.x)
+    threshold, rule = threshold_of(detector, scores, contamination, false_alarm_rate)
+    frame = pd.DataFrame({"score": scores, "outlier": anomaly.labels(scores, threshold)})
+    if ds.y is not None:
+        classes = (ds.info or {}).get("classes")
+        frame["label"] = [classes[i] for i in ds.y] if classes else ds.y
+    if explain:
+        frame["top_features"] = top_features(shares, columns, min(top, len(columns)))
+        taken = set(RESERVED) | set(ds.ids.columns if ds.ids is not None else [])
+        names = [f"contribution_{c}" if c in taken else c for c in columns]
+        frame = pd.concat([frame, pd.DataFrame(shares, columns=names)], axis=1)
+    return Detection(with_ids(ds, frame), scores, threshold, rule, shares, columns)

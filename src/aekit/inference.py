@@ -1,0 +1,88 @@
+"""The one batched inference path: `apply(model, data, fn)`.
+
+Everything that runs a trained model over data (encode, decode, reconstruct, the
+posterior, anomaly scores, metrics, the estimators, the CLI) goes through `apply`.
+It owns what every such loop needs and what copies of it used to get subtly wrong:
+
+- eval mode (no corruption, no dropout), restored to the previous mode afterwards;
+- no gradients;
+- batches of `batch_size` rows, read lazily from memory-mapped arrays;
+- the device (each batch moves to the model's device) and the dtype (float32, or a
+  float64 copy of the model for float64 callers such as the scikit-learn estimators);
+- the return type: NumPy in (arrays, memmaps, Datasets) gives NumPy out, tensors give tensors;
+- class labels for a conditional model, batched with their rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+
+import torch
+
+from aekit.data.validation import as_array, check_labels, check_shape, row_batches
+from aekit.errors import DataError
+
+BATCH_SIZE = 1024  # rows per forward pass: large enough to amortise overhead, small enough for any model
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    """Eval mode and no gradients inside; the model's previous mode is restored on exit."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def apply(model, data, fn: Callable, *, batch_size: int = BATCH_SIZE, dtype: torch.dtype = torch.float32,
+          shape=None, rows: torch.Tensor | None = None, numpy: bool | None = None, name: str = "x", labels=None):
+    """fn(model, batch) over every row of data, in batches, in eval mode, without gradients.
+
+    data: (N, *shape) tensor, array, memory-mapped array or Dataset; shape defaults to the
+    model's input_shape (pass (latent_dim,) to decode codes). fn returns a tensor of N rows
+    per batch, or a tuple of them (then a tuple is returned). A tensor gives tensors on the
+    model's device, anything else NumPy arrays (numpy=True/False forces one). `rows` limits
+    the pass to those rows, in that order. dtype=torch.float64 runs a float64
+    copy of the model: float32 matrix products round differently for different batch sizes,
+    in float64 those differences stay far below any tolerance a caller would state.
+    `labels` (one class label per row of data, for a conditional model) makes it fn(model, batch,
+    batch_labels), the labels an int64 tensor on the model's device.
+    """
+    as_numpy = not isinstance(data, torch.Tensor) if numpy is None else numpy
+    x = as_array(data, name, dtype)
+    check_shape(x, model.config.input_shape if shape is None else shape, name)
+    if x.shape[0] == 0 or (rows is not None and len(rows) == 0):
+        raise DataError(f"{name} is empty (0 examples)")
+    y = None if labels is None else check_labels(labels, x.shape[0], model.config.n_classes)
+    order = torch.arange(x.shape[0]) if rows is None else torch.as_tensor(rows)
+    net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+    device = _device(net)
+    parts = []
+    with evaluating(net):
+        for start, batch in zip(range(0, len(order), batch_size), row_batches(x, batch_size, rows)):
+            finite = torch.isfinite(batch).flatten(1).all(1)
+            if not bool(finite.all()):
+                first = int(order[start + int((~finite).nonzero()[0])])
+                raise DataError(f"{name} holds NaN or infinite values (first in example {first}); clean or drop them first")
+            args = (batch.to(device=device, dtype=dtype),)
+            if y is not None:
+                args += (y[order[start:start + batch_size]].to(device),)
+            parts.append(fn(net, *args))
+    several = isinstance(parts[0], tuple)
+    columns = zip(*parts) if several else [parts]
+    joined = tuple(torch.cat(column).cpu().numpy() if as_numpy else torch.cat(column) for column in columns)
+    return joined if several else joined[0]
+
+
+def codes(model, data, batch_size: int = BATCH_SIZE):
+    """The deterministic codes (posterior means for a VAE) of every example, (N, latent_dim), as NumPy."""
+    return apply(model, data, lambda m, b: m.code(b), batch_size=batch_size, numpy=True, name="data")

@@ -1,0 +1,622 @@
+"""scikit-learn estimators: an autoencoder as a transformer, and as an outlier detector.
+
+    from aekit.sklearn import AutoencoderTransformer, AutoencoderOutlierDetector
+
+    codes = AutoencoderTransformer(kind="vae", latent_dim=8).fit_transform(X)
+    det = AutoencoderOutlierDetector(contamination=0.05).fit(X_train)
+    det.decision_function(X_test)        # higher = more anomalous (PyOD)
+    det.predict(X_test)                  # 1 = outlier, 0 = inlier (PyOD, not scikit-learn's -1/+1)
+
+Both take 2-D X (n_samples, n_features) and follow scikit-learn's conventions:
+`__init__` only stores its arguments, everything is checked at fit time, fitted
+state ends in `_`, they work in Pipeline, GridSearchCV, `clone`, pickle and
+joblib, and pass scikit-learn's `parametrize_with_checks` for every kind.
+
+Scaling: by default every feature is min-max scaled to [0, 1] with the
+training data's minimum and maximum (scikit-learn's MinMaxScaler), so that any
+real data works with any kind, including the Bernoulli (bce) likelihood,
+which needs data in [0, 1]. For a bce model, values outside the training range
+are clipped to [0, 1] at predict time (the likelihood is undefined outside);
+for mse/gaussian models they are left as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.utils import check_random_state
+
+# scikit-learn's own parameter validation: the same messages and exception type
+# (InvalidParameterError, a ValueError and TypeError) as its estimators give.
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from aekit.anomaly import scores as anomaly
+from aekit.anomaly.detector import fit_detector, group_columns
+from aekit.data.base import choose_scaling, is_profile_data, scaled, unscaled
+from aekit.data.tables import encode, infer_schema, is_frame
+from aekit.errors import ConfigError, DataError
+from aekit.inference import BATCH_SIZE, apply
+from aekit.models.config import RECONSTRUCTIONS, ModelConfig
+from aekit.models.kinds import data_defaults, get_kind, make_config, model_from_config
+from aekit.training import fit as fit_model
+from aekit.training.options import table_fit_length, threads_for, torch_threads
+
+__all__ = ["AutoencoderOutlierDetector", "AutoencoderTransformer"]
+
+_FLOATS = [np.float64, np.float32]  # kept as given; anything else becomes float64
+# Estimator parameters that are passed to the model builder directly: `options` must not repeat them.
+_RESERVED = ("latent_dim", "hidden", "reconstruction", "input_shape", "seed")
+
+
+def _torch_dtype(X: np.ndarray) -> torch.dtype:
+    """float64 X is computed in float64 (see inference.apply), anything else in float32."""
+    return torch.float64 if X.dtype == np.float64 else torch.float32
+
+
+class _OwnScaling:
+    """The toolkit's own scalings ('robust', 'rownorm'; datasets.base) with scikit-learn's
+    fit / transform / inverse_transform ('rownorm' forgets each row's norm: inverse_transform
+    returns rows in scaled units)."""
+
+    def __init__(self, method: str):
+        self.method = method
+
+    def fit(self, X):
+        self.scaling_ = choose_scaling(X, self.method, images=False)
+        return self
+
+    def transform(self, X):
+        return scaled(X, self.scaling_)
+
+    def inverse_transform(self, X):
+        return unscaled(X, self.scaling_)
+
+
+def _mixed_frame(X) -> bool:
+    """A pandas DataFrame with a column that is not numeric (text, categories, booleans, dates)."""
+    if not is_frame(X):
+        return False
+    types = pd.api.types
+    return not all(types.is_numeric_dtype(dtype) and not types.is_bool_dtype(dtype) for dtype in X.dtypes)
+
+
+def _scaler(method: str | None, bce: bool, X):
+    """The fitted scaler of a scaling method, or None for X as given."""
+    if method == "standard" and bce:
+        raise ConfigError(
+            "scaling='standard' gives values outside [0, 1], which reconstruction='bce' cannot model: "
+            "use scaling='minmax', or reconstruction='mse' (or 'gaussian')"
+        )
+    if method in ("robust", "rownorm") and bce:
+        raise ConfigError(f"scaling={method!r} gives values outside [0, 1], which reconstruction='bce' cannot "
+                          "model: use scaling='minmax', or reconstruction='mse' (or 'gaussian')")
+    if method == "minmax":
+        # Clipping keeps unseen extremes inside the Bernoulli likelihood's domain; squared
+        # error is defined everywhere, so there they are left as they are.
+        return MinMaxScaler(clip=bce).fit(X)
+    if method == "standard":
+        return StandardScaler().fit(X)
+    return _OwnScaling(method).fit(X) if method is not None else None
+
+
+class _AutoencoderEstimator(BaseEstimator):
+    """What the transformer and the detector share: parameters, fitting, scaling, inference, pickling."""
+
+    # What hidden=None and reconstruction=None stand for (None here: the kind's own default).
+    # Not applied to a kind that fixes the option (pca: no hidden layers, squared error).
+    _default_hidden: tuple | None = None
+    _default_reconstruction: str | None = None
+
+    _parameter_constraints: dict = {
+        "kind": [str],
+        "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden": [tuple, list, Interval(Integral, 1, None, closed="left"), None],
+        "reconstruction": [StrOptions(set(RECONSTRUCTIONS)), None],
+        "input_shape": [tuple, list, None],
+        "options": [dict, None],
+        "scaling": [StrOptions({"auto", "minmax", "standard", "robust", "rownorm"}), None],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "device": [str, None],
+        "verbose": ["verbose"],
+    }
+
+    # ----- fitting -----
+
+    def _fit_model(self, X, score: str | None = None, held_out: float = 0.0):
+        """Validate everything, scale X, build and train model_; returns X in the model's space and, with
+        held_out > 0, that fraction of its rows (seeded by random_state), not trained on, in the same space."""
+        self._validate_params()
+        spec = get_kind(self.kind)  # an unknown kind: ConfigError naming the valid ones and the closest
+        X = self._input(X, reset=True)
+        held = None
+        if held_out:
+            rows = check_random_state(self.random_state).permutation(len(X))
+            count = max(1, round(held_out * len(X)))
+            X, held = X[np.sort(rows[count:])], X[np.sort(rows[:count])]
+        method = self._scaling_method(X)
+        options = {**self._data_defaults(X, method), **self._given_options(spec)}
+        rng = check_random_state(self.random_state)
+        init_seed, fit_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2))
+        config = make_config(self.kind, self._example_shape(X.shape[1]), seed=init_seed, **options)
+        if score is not None:  # before training: a score the model cannot give is a mistake in the parameters
+            anomaly.check_score(score, config)
+        self.scaler_ = _scaler(method, config.reconstruction == "bce", X)
+        x = self._to_model_space(X, config)
+        self.model_ = model_from_config(config)
+        length = {"epochs": self.epochs, "batch_size": self.batch_size, **self._fit_length(len(X))}
+        self.history_ = fit_model(
+            self.model_, x, lr=self.lr, seed=fit_seed, **length,
+            # All of X is training data: validation would only report a number nobody reads.
+            val_fraction=0.0, device=self.device, verbose=self.verbose, n_threads=self.n_threads,
+        )
+        return (x, self._to_model_space(held)) if held_out else x
+
+    def _input(self, X, reset: bool) -> np.ndarray:
+        """X as float rows for the model. A DataFrame with non-numeric columns (text, booleans) is a table:
+        its schema (datasets.tables) one-hot encodes the categorical columns and keeps identifier,
+        timestamp and free-text columns out; feature_names_in_ and n_features_in_ stay its own columns."""
+        if reset:
+            self.table_schema_ = infer_schema(X) if _mixed_frame(X) else None
+        schema = getattr(self, "table_schema_", None)
+        if schema is None:
+            return validate_data(self, X, reset=reset, dtype=_FLOATS)
+        if reset:
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+            self.n_features_in_ = len(self.feature_names_in_)
+        elif not is_frame(X) or [str(c) for c in X.columns] != list(self.feature_names_in_):
+            raise ValueError(f"{type(self).__name__} was fitted on a DataFrame with columns "
+                             f"{list(self.feature_names_in_)}: give a DataFrame with those columns")
+        return check_array(encode(X, schema), dtype=_FLOATS)
+
+    def _by_input_column(self, contributions: np.ndarray) -> np.ndarray:
+        """Per-model-input contributions as (n, n_features_in_): for a table, each categorical column's
+        one-hot inputs summed into it, 0 for the columns kept out of the features (ids, timestamps, text)."""
+        schema = getattr(self, "table_schema_", None)
+        if schema is None:
+            return contributions
+        out = np.zeros((len(contributions), self.n_features_in_))
+        columns = list(self.feature_names_in_)
+        out[:, [columns.index(c) for c in schema.features]] = group_columns(contributions, schema.groups())
+        return out
+
+    def _given_options(self, spec) -> dict:
+        """The model options the parameters set: options, latent_dim, hidden, reconstruction."""
+        options = dict(self.options or {})
+        for name in _RESERVED:
+            if name in options:
+                raise ConfigError(
+                    f"options[{name!r}] repeats a parameter of {type(self).__name__}: set {name}=... instead"
+                    if name != "seed" else "options['seed'] is not allowed: set random_state instead"
+                )
+        if self.latent_dim is not None:
+            options["latent_dim"] = self.latent_dim
+        for name, value, default in (("hidden", self.hidden, self._default_hidden),
+                                     ("reconstruction", self.reconstruction, self._default_reconstruction)):
+            if value is not None:
+                options[name] = value  # asked for: a kind that fixes it refuses it with a clear error
+            elif default is not None and name not in spec.fixed and not (
+                    name == "reconstruction" and spec.fixed.get("variational")):
+                # A VAE keeps its Bernoulli likelihood on the [0, 1]-scaled features: with squared error
+                # (a fixed variance of 1/2) its KL term outweighs the reconstruction and the codes collapse
+                # (relative error 0.96 against 0.72 with bce on the digits, 10 epochs).
+                options[name] = default
+        return options
+
+    def _scaling_method(self, X) -> str | None:
+        """The scaling the parameter names ('auto': minmax here; the detector decides from the data)."""
+        return "minmax" if self.scaling == "auto" else self.scaling
+
+    def _data_defaults(self, X, method) -> dict:
+        """Model options decided by the data when the parameters leave them open (none here)."""
+        return {}
+
+    def _fit_length(self, n: int) -> dict:
+        """epochs / batch_size decided by the data when left as None (here: ae.fit's own rule)."""
+        return {}
+
+    def _example_shape(self, n_features: int) -> tuple[int, ...]:
+        if self.input_shape is None:
+            return (n_features,)
+        shape = tuple(self.input_shape)
+        if not all(isinstance(s, Integral) and s > 0 for s in shape):
+            raise ConfigError(f"input_shape must be a tuple of positive ints, got {self.input_shape!r}")
+        if math.prod(shape) != n_features:
+            raise ConfigError(
+                f"input_shape={shape} holds {math.prod(shape)} values per example, but X has {n_features} features"
+            )
+        return shape
+
+    def _to_model_space(self, X: np.ndarray, config: ModelConfig | None = None) -> np.ndarray:
+        """Scaled and reshaped to (n_samples, *input_shape), keeping X's float dtype."""
+        config = config if config is not None else self.model_.config
+        x = self.scaler_.transform(X) if self.scaler_ is not None else X
+        if config.reconstruction == "bce" and self.scaler_ is None and (x.min() < 0 or x.max() > 1):
+            raise DataError(
+                f"X has values in [{x.min():.4g}, {x.max():.4g}], but reconstruction='bce' with scaling=None "
+                "needs data in [0, 1]: use scaling='minmax'"
+            )
+        return np.ascontiguousarray(x, dtype=X.dtype).reshape(len(X), *config.input_shape)
+
+    # ----- inference -----
+
+    def _apply(self, X, fn) -> tuple[np.ndarray, np.dtype]:
+        """fn(model, batch) over X in the model's space; float64 X is computed in float64 (see inference.apply)."""
+        check_is_fitted(self)
+        X = self._input(X, reset=False)
+        with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
+            return apply(self.model_, self._to_model_space(X), fn, dtype=_torch_dtype(X)), X.dtype
+
+    def _decode(self, Z) -> np.ndarray:
+        """Codes (n_samples, latent_dim) -> data (n_samples, n_features) in the original units."""
+        check_is_fitted(self)
+        Z = check_array(Z, dtype=_FLOATS)
+        k = self.model_.config.latent_dim
+        if Z.shape[1] != k:
+            raise ValueError(f"Z has {Z.shape[1]} features, but {type(self).__name__} is expecting {k} features "
+                             "(its latent_dim) as input.")
+        x = apply(self.model_, Z, lambda m, z: m.decoded(z), dtype=_torch_dtype(Z), shape=(k,), name="Z")
+        x = x.reshape(len(Z), -1)
+        x = self.scaler_.inverse_transform(x) if self.scaler_ is not None else x
+        return x.astype(Z.dtype, copy=False)
+
+    # ----- pickling: the model travels as its config and weights, not as a pickled torch module -----
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        model = state.get("model_")
+        if model is not None:
+            # Plain arrays on the CPU: a model trained on a GPU unpickles on a machine without one,
+            # and the pickle does not depend on torch's own pickling of modules.
+            state["model_"] = {
+                "config": model.config.to_json(),
+                "weights": {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
+            }
+        return state
+
+    def __setstate__(self, state):
+        packed = state.get("model_")
+        if isinstance(packed, dict):
+            model = model_from_config(ModelConfig.from_json(dict(packed["config"])))
+            model.load_state_dict({k: torch.tensor(v) for k, v in packed["weights"].items()})
+            state = dict(state, model_=model.eval())
+        super().__setstate__(state)
+
+
+class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _AutoencoderEstimator):
+    """An autoencoder of any registered kind as a scikit-learn transformer: X -> codes.
+
+    Parameters
+    ----------
+    kind : str, default="denoising"
+        A registered kind (``aekit.kinds()``): "pca", "ae", "sparse",
+        "denoising", "contractive", "stacked", "vae". The denoising autoencoder's
+        codes (with squared error and the default training length) score higher
+        in a linear probe than PCA's of the same size on the digits (README,
+        "scikit-learn estimators"); the plain autoencoder's scored lower.
+    latent_dim : int, default=16
+        Code size: the number of output features of ``transform``.
+    hidden : tuple of int, default=None
+        MLP widths from the input towards the code; None: the kind's default
+        ((256, 64); "pca" has none).
+    reconstruction : {"bce", "mse", "gaussian"}, default=None
+        The reconstruction loss: "bce" (Bernoulli, data in [0, 1]), "mse"
+        (summed squared error) or "gaussian" (Gaussian with a learnt variance);
+        None: "mse" (features are not Bernoulli variables).
+    input_shape : tuple of int, default=None
+        One example's shape for the model, e.g. (1, 28, 28) with
+        ``options={"architecture": "conv"}``; its product must equal
+        n_features. None: (n_features,).
+    options : dict, default=None
+        Any other option of the kind (``aekit.kinds()``), e.g.
+        ``{"noise": "masking", "noise_level": 0.2}`` or ``{"beta": 0.5}``; a dict,
+        so that get_params, set_params and clone work for every kind.
+    scaling : {"minmax", "standard"} or None, default="minmax"
+        Feature scaling learnt at fit time. "minmax": each feature to [0, 1]
+        with the training minimum and maximum (clipped at predict time for
+        reconstruction="bce"). "standard": zero mean, unit variance (needs
+        reconstruction "mse" or "gaussian"). None: X as given.
+    epochs : int, default=None
+        Passes over the training data; None: enough for 1,000 optimizer steps
+        (at least 10 epochs), as ``ae.fit`` decides.
+    batch_size : int, default=None
+        Examples per optimizer step (Adam); None: 128, smaller for small data
+        (at least 8 steps an epoch).
+    lr : float, default=1e-3
+        Adam's learning rate.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling, the corruption noise and the
+        VAE's sampling: the same value and data give the same model.
+    device : str, default=None
+        "cpu", "cuda", "mps" or None for the best available.
+    n_threads : int, default=None
+        torch threads while fitting and predicting; None: 1 for a small model or
+        a busy machine, else the idle cores (``ae.fit``'s rule).
+    verbose : int, default=0
+        1 shows a progress bar while training (when stderr is a terminal).
+
+    Attributes
+    ----------
+    model_ : aekit.Autoencoder
+        The trained model (in eval mode).
+    scaler_ : MinMaxScaler, StandardScaler or None
+        The fitted feature scaling.
+    history_ : aekit.History
+        One row per epoch with the training loss terms.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X was a DataFrame with string column names.
+    """
+
+    _default_reconstruction = "mse"
+
+    def __init__(self, kind="denoising", latent_dim=16, hidden=None, reconstruction=None, input_shape=None, options=None,
+                 scaling="minmax", epochs=None, batch_size=None, lr=1e-3, random_state=None, device=None,
+                 n_threads=None, verbose=0):
+        self.kind = kind
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.reconstruction = reconstruction
+        self.input_shape = input_shape
+        self.options = options
+        self.scaling = scaling
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Train on X (n_samples, n_features); y is ignored."""
+        self._fit_model(X)
+        return self
+
+    def transform(self, X):
+        """The codes (n_samples, latent_dim); a VAE gives its posterior mean. Deterministic."""
+        codes, dtype = self._apply(X, lambda m, x: m.code(x))
+        return codes.astype(dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Codes (n_samples, latent_dim) -> reconstructions (n_samples, n_features) in the original units."""
+        return self._decode(X)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood-like score of X, higher is better.
+
+        For a VAE the mean evidence lower bound (-negative ELBO, nats); for the
+        other kinds the negative mean reconstruction loss (nats for bce/gaussian,
+        summed squared error for mse), both in the scaled space. Only comparable
+        between models with the same scaling and reconstruction.
+        """
+        check_is_fitted(self)
+        name = "elbo" if self.model_.config.variational else "reconstruction"
+        losses, _ = self._apply(X, anomaly.SCORES[name])
+        return -float(np.mean(losses))
+
+    @property
+    def _n_features_out(self):
+        return self.model_.config.latent_dim
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class AutoencoderOutlierDetector(_AutoencoderEstimator):
+    """Anomaly ("fake") detection with an autoencoder, following PyOD's conventions.
+
+    Train on (mostly) normal data; an example's anomaly score says how badly the
+    model explains it. By default (``anomaly_score="combined"``) it is the
+    autoencoder's squared residual plus the distance to the nearest training
+    rows, each divided by its median on the training rows (``aekit.anomaly.detector``):
+    on the 14 tables of ADBench in ``../shared/data/adbench`` this ranks first
+    of seven detectors (README, "Anomaly detection on your tables").
+
+    - ``decision_scores_``, ``threshold_``, ``labels_`` after fit (the training data's scores and labels);
+    - ``decision_function(X)``: the anomaly score, **higher = more anomalous**;
+    - ``predict(X)``: **1 = outlier, 0 = inlier** (PyOD). scikit-learn's own outlier
+      detectors (IsolationForest, ...) return -1 for outliers and +1 for inliers
+      and a decision_function that is *lower* for outliers; this estimator is
+      therefore deliberately not tagged as a scikit-learn outlier detector;
+    - ``score_samples(X)``: scikit-learn's convention, higher = more normal
+      (the negative of decision_function);
+    - ``predict_proba(X)``: PyOD's (n_samples, 2) [P(inlier), P(outlier)];
+    - ``explain(X)``: (n_samples, n_features_in_) per-feature contributions that sum to the scores.
+
+    Scores are deterministic: no corruption, no dropout, no sampling (a VAE
+    decodes its posterior mean), so the same rows always get the same scores.
+
+    Parameters
+    ----------
+    kind : str, default="ae"
+        A registered kind (``aekit.kinds()``).
+    latent_dim : int, default=None
+        None: about 1.5 sqrt(n_features) units, 2 to 32, at most n_features.
+    hidden : tuple of int, default=None
+        None: one hidden layer of 2 n_features units (32 to 256).
+    reconstruction : {"bce", "mse", "gaussian"}, default=None
+        None: "mse", squared error.
+    input_shape, options, random_state, device, n_threads, verbose
+        As for AutoencoderTransformer. ``options`` may set any option of the
+        kind; the defaults add ``dropout=0.2`` and, with robust scaling,
+        ``input_clip=1.5`` (the network learns the bulk of each feature, the
+        score compares with the unclipped value).
+    scaling : {"auto", "robust", "rownorm", "minmax", "standard"} or None, default="auto"
+        "auto": "rownorm" for pixel-, count- or bag-of-words-like data (non-negative,
+        at least 32 features, at least a quarter of the entries 0: each row divided
+        by its norm, so its pattern matters, not its total intensity), else "robust"
+        (per feature: median, spread of the values winsorised to their 5-95th
+        percentiles, logarithmic tails beyond 3 spreads; invariant to each feature's units).
+    epochs, batch_size : int, default=None
+        None: batches of 64 and about 10 epochs, between 500 and 2,000 optimizer steps.
+    lr : float, default=1e-3
+    contamination : float in (0, 0.5], default=0.1
+        The expected fraction of outliers in the training data: threshold_ is
+        the (1 - contamination) quantile of decision_scores_ (PyOD's rule).
+    false_alarm_rate : float in (0, 1), default=None
+        Novelty mode, for clean training data: 20% of X is held out, the model
+        trains on the rest, and threshold_ is the split-conformal quantile of the
+        held-out scores, so a new clean row is flagged with probability at most
+        false_alarm_rate (needs at least (1 - rate) / rate held-out rows).
+    anomaly_score : {"combined", "reconstruction", "squared_error", "smoothed_squared_error", "elbo"}, default="combined"
+        "combined": residual plus neighbour distance (above); "reconstruction":
+        the model's own reconstruction loss; "squared_error": summed squared error
+        in the scaled space; "smoothed_squared_error": for images (input_shape
+        (C, H, W)), the squared error of the residual smoothed by a Gaussian of std
+        ``smoothing`` pixels; "elbo": the negative evidence lower bound, VAE only
+        (not a sum over features: no ``explain``).
+    smoothing : float, default=1.0
+        The Gaussian's standard deviation in pixels for "smoothed_squared_error".
+
+    Attributes
+    ----------
+    decision_scores_ : ndarray (n_samples,)
+        Anomaly scores of the training rows (the neighbour term leaves each row out of its own neighbours).
+    threshold_ : float
+        Scores above it are outliers.
+    labels_ : ndarray of int (n_samples,)
+        1 = outlier, 0 = inlier for the training data.
+    detector_ : aekit.anomaly.detector.Detector or None
+        The reference rows and medians of the "combined" score.
+    model_, scaler_, history_, n_features_in_, feature_names_in_
+        As for AutoencoderTransformer.
+    """
+
+    _parameter_constraints: dict = {
+        **_AutoencoderEstimator._parameter_constraints,
+        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "false_alarm_rate": [Interval(Real, 0, 1, closed="neither"), None],
+        "anomaly_score": [str],
+        "smoothing": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    CALIBRATION_FRACTION = 0.2  # of X held out in novelty mode
+
+    def __init__(self, kind="ae", latent_dim=None, hidden=None, reconstruction=None, input_shape=None,
+                 options=None, scaling="auto", contamination=0.1, false_alarm_rate=None, anomaly_score="combined",
+                 smoothing=1.0, epochs=None, batch_size=None, lr=1e-3, random_state=None, device=None,
+                 n_threads=None, verbose=0):
+        self.kind = kind
+        self.latent_dim = latent_dim
+        self.hidden = hidden
+        self.reconstruction = reconstruction
+        self.input_shape = input_shape
+        self.options = options
+        self.scaling = scaling
+        self.contamination = contamination
+        self.false_alarm_rate = false_alarm_rate
+        self.anomaly_score = anomaly_score
+        self.smoothing = smoothing
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+
+    # ----- what the data decide -----
+
+    def _scaling_method(self, X) -> str | None:
+        if self.scaling != "auto":
+            return self.scaling
+        return "rownorm" if is_profile_data(X) else "robust"
+
+    def _data_defaults(self, X, method) -> dict:
+        # Squared error even for binary columns (binary=False): the residual score is a squared error.
+        return data_defaults(self.kind, X.shape[1], binary=False, scaling=method)
+
+    def _fit_length(self, n: int) -> dict:
+        auto = table_fit_length(n)
+        return {k: v for k, v in auto.items() if getattr(self, k) is None}
+
+    # ----- fitting -----
+
+    def fit(self, X, y=None):
+        """Train on X (n_samples, n_features), then score it and set the threshold; y is ignored."""
+        score = None if self.anomaly_score == "combined" else self.anomaly_score
+        if self.false_alarm_rate is not None:
+            x, calibration = self._fit_model(X, score, held_out=self.CALIBRATION_FRACTION)
+        else:
+            x, calibration = self._fit_model(X, score), None
+        if self.anomaly_score == "combined":
+            with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
+                profile = getattr(self.scaler_, "method", None) == "rownorm"
+                self.detector_, scores = fit_detector(self.model_, x, "combined", self.contamination, calibration,
+                                                      profile)
+        else:
+            self.detector_ = None
+            scores = apply(self.model_, x, self._scorer(), dtype=_torch_dtype(x)).astype(np.float64)
+            if calibration is not None:
+                cal = apply(self.model_, calibration, self._scorer(), dtype=_torch_dtype(x))
+                self.calibration_scores_ = np.sort(cal.astype(np.float64))
+        self.decision_scores_ = scores
+        self.threshold_ = anomaly.threshold(scores, self.contamination)
+        if self.false_alarm_rate is not None:
+            calibration = self.detector_.calibration if self.detector_ is not None else self.calibration_scores_
+            self.threshold_ = anomaly.conformal_threshold(calibration, self.false_alarm_rate)
+        self.labels_ = anomaly.labels(self.decision_scores_, self.threshold_)
+        return self
+
+    # ----- scores -----
+
+    def decision_function(self, X):
+        """Anomaly scores (n_samples,): higher = more anomalous."""
+        if self.anomaly_score == "combined":
+            return self.explain(X).sum(1)
+        scores, _ = self._apply(X, self._scorer())
+        return scores.astype(np.float64)
+
+    def explain(self, X):
+        """(n_samples, n_features_in_) float64: each feature's share of each row's score, in the
+        order of the columns of X (feature_names_in_); each row sums to decision_function.
+
+        For image input (input_shape (C, H, W)) the columns are the pixels, C * H * W of them, in
+        that order: reshape a row to input_shape for its map.
+        """
+        check_is_fitted(self)
+        X = self._input(X, reset=False)
+        x = self._to_model_space(X)
+        with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
+            if self.anomaly_score == "combined":
+                shares = self.detector_.contributions(self.model_, x)
+            else:
+                shares = anomaly.per_feature(self.model_, x, self.anomaly_score, self.smoothing, dtype=_torch_dtype(x))
+        return self._by_input_column(shares)
+
+    def _scorer(self):
+        return anomaly.scorer(self.anomaly_score, self.smoothing)
+
+    def score_samples(self, X):
+        """scikit-learn's convention: higher = more normal (the negative of decision_function)."""
+        return -self.decision_function(X)
+
+    def predict(self, X):
+        """1 = outlier (score above threshold_), 0 = inlier."""
+        return anomaly.labels(self.decision_function(X), self.threshold_)
+
+    def fit_predict(self, X, y=None):
+        """fit(X), then the training data's labels_ (1 = outlier, 0 = inlier)."""
+        return self.fit(X).labels_
+
+    def predict_proba(self, X, method="linear"):
+        """(n_samples, 2): [P(inlier), P(outlier)], the scores rescaled by the training scores (PyOD).
+
+        method="linear": min-max by the training scores' range, clipped to [0, 1];
+        "unify": erf of the scores standardised by the training scores.
+        """
+        check_is_fitted(self)
+        return anomaly.probability(self.decision_scores_, self.decision_function(X), method)
