@@ -11,7 +11,8 @@ import pytest
 
 import aekit as ae
 from aekit.data import base
-from aekit.data.tables import TableSchema, TableWarning, decode, encode, infer_schema, read_frame
+from aekit.data.schema import TableSchema, TableWarning, infer_schema
+from aekit.data.tables import decode, encode, read_frame
 from helpers import assert_usage_error, cli
 
 N = 200

@@ -40,7 +40,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from aekit.anomaly import scores as anomaly
 from aekit.anomaly.detector import fit_detector, group_columns
 from aekit.data.base import choose_scaling, is_profile_data, scaled, unscaled
-from aekit.data.tables import encode, infer_schema, is_frame
+from aekit.data.schema import infer_schema
+from aekit.data.tables import encode, is_frame
 from aekit.errors import ConfigError, DataError
 from aekit.inference import BATCH_SIZE, apply
 from aekit.models.config import RECONSTRUCTIONS, ModelConfig

@@ -17,7 +17,8 @@ import pandas as pd
 from aekit.anomaly import scores as anomaly
 from aekit.anomaly.detector import Detector, group_columns, top_features
 from aekit.data.base import unscaled
-from aekit.data.tables import TableSchema, as_schema, decode
+from aekit.data.schema import TableSchema, as_schema
+from aekit.data.tables import decode
 from aekit.errors import CheckpointError, ConfigError
 
 RESERVED = ("score", "outlier", "label", "top_features", "index")

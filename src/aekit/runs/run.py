@@ -29,16 +29,23 @@ import numpy as np
 import torch
 
 from aekit import data as datasets
-from aekit.anomaly import detector as detection
 from aekit._version import __version__
-from aekit.models.config import ModelConfig
+from aekit.anomaly import detector as detection
 from aekit.data import Dataset
 from aekit.data.base import validate_scaling
-from aekit.data.tables import as_schema
+from aekit.data.schema import as_schema
 from aekit.errors import CheckpointError, ConfigError, DataError
-from aekit.models.kinds import model_from_config
 from aekit.models.autoencoder import Autoencoder
-from aekit.runs.storage import read_json, read_some_tensors, read_tensor_metadata, read_tensor_shapes, write_json, write_tensors
+from aekit.models.config import ModelConfig
+from aekit.models.kinds import model_from_config
+from aekit.runs.storage import (
+    read_json,
+    read_some_tensors,
+    read_tensor_metadata,
+    read_tensor_shapes,
+    write_json,
+    write_tensors,
+)
 
 FORMAT = "aekit-run"
 LEGACY_FORMATS = ("autoencoders-run",)  # the same folders, written before the package was renamed aekit
