@@ -15,7 +15,8 @@ from aekit.errors import check_int
 from aekit.evaluation import metrics
 from aekit.evaluation.generation import sample
 from aekit.evaluation.quality import generation_quality
-from aekit.models.autoencoder import LinearGaussian, VariationalAutoencoder
+from aekit.models.autoencoder import VariationalAutoencoder
+from aekit.models.linear_gaussian import LinearGaussian
 
 
 def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: int = 1000,

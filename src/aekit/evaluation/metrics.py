@@ -17,9 +17,10 @@ from aekit.data.validation import as_array, row_batches
 from aekit.errors import DataError, check_int
 from aekit.inference import apply, codes
 from aekit.models import penalties
-from aekit.models.autoencoder import LinearGaussian, VariationalAutoencoder
+from aekit.models.autoencoder import VariationalAutoencoder
 from aekit.models.corruption import corrupt
 from aekit.models.distributions import log_likelihood_per_example, reconstruction_nll_per_example
+from aekit.models.linear_gaussian import LinearGaussian
 
 # Latent probes and PCA baselines read raw rows into memory: at most this many (a seeded
 # random subset beyond it), so that a memory-mapped dataset never loads whole.

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from aekit.errors import ConfigError, ConfigWarning, unknown
-from aekit.models.autoencoder import Autoencoder, LinearGaussian, VariationalAutoencoder
+from aekit.models.autoencoder import Autoencoder, VariationalAutoencoder
 from aekit.models.config import ModelConfig
+from aekit.models.linear_gaussian import LinearGaussian
 
 # Options shared by the deterministic kinds: architecture, penalties and corruption,
 # so that e.g. a sparse denoising autoencoder is `build("sparse", noise="masking")`.
