@@ -111,7 +111,7 @@ def test_download_tries_mirrors_verifies_and_caches(server, tmp_path):
 def test_env_variable_sets_the_cache(server, tmp_path, monkeypatch):
     root, url = server
     source = _tiny_source(root, np.zeros((3, 2, 2), np.uint8), np.zeros(3, np.uint8), [url])
-    monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "envcache"))
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path / "envcache"))
     sources.load_idx_source(source)
     assert (tmp_path / "envcache" / "tiny" / "imgs-idx3-ubyte.gz").is_file()
 

@@ -343,10 +343,10 @@ def test_a_recorded_data_source_never_reaches_the_network_or_writes(digits, tmp_
         config["data"]["source"] = {"name": "mnist", "options": {
             "mirrors": [f"http://127.0.0.1:{server.server_port}/"], "data_dir": str(planted), "download": True}}
         (folder / "config.json").write_text(json.dumps(config))
-        env = {"AUTOENCODERS_DATA": str(tmp_path / "cache")}
+        env = {"AEKIT_DATA": str(tmp_path / "cache")}
         proc = cli("evaluate", folder, "--log-likelihood-samples", "0", env=env)
         assert_usage_error(proc, "download=False")
-        monkeypatch.setenv("AUTOENCODERS_DATA", str(tmp_path / "cache"))
+        monkeypatch.setenv("AEKIT_DATA", str(tmp_path / "cache"))
         with pytest.raises(ae.DataError, match="download=False"):
             ae.load_run(folder).dataset()
     finally:

@@ -1,7 +1,7 @@
 """What a trained run says about data, as tables in the data's own terms: anomaly scores with their
 labels and explanations, reconstructions in the original columns and units, codes.
 
-    result = scoring.detect(run, ds, explain=True)   # ds: run.dataset(path) (scaled as the run was trained)
+    result = detect(run, ds, explain=True)            # ds: run.dataset(path) (scaled as the run was trained)
     result.frame                                      # ids first, score, outlier, [top_features, contributions]
 
 Rows keep the table's identifier and timestamp columns (Dataset.ids) or, without them, their index.

@@ -22,7 +22,7 @@ from aekit.data.base import Dataset, make_dataset
 from aekit.data.idx import read_idx
 from aekit.errors import DataError
 
-ENV_DATA_DIR = "AUTOENCODERS_DATA"
+ENV_DATA_DIR = "AEKIT_DATA"
 SPLITS = ("train", "test")
 
 
@@ -72,7 +72,7 @@ IDX_SOURCES = {s.name: s for s in (MNIST, FASHION_MNIST)}
 
 
 def data_root(data_dir=None) -> Path:
-    """data_dir, else $AUTOENCODERS_DATA, else the per-user cache folder."""
+    """data_dir, else $AEKIT_DATA, else the per-user cache folder."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
     if os.environ.get(ENV_DATA_DIR):

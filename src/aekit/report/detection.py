@@ -53,7 +53,7 @@ def _top_table(ds, result, top_rows: np.ndarray) -> str:
     """The top anomalies: their identifiers, score, top features with the row's values there."""
     frame = result.frame
     values = in_original_units(ds, np.asarray(ds.x[top_rows]))
-    carried = list(ds.ids.columns) if ds.ids is not None else ["index"]  # what scoring.with_ids puts first
+    carried = list(ds.ids.columns) if ds.ids is not None else ["index"]  # what anomaly.detect.with_ids puts first
     id_columns = [*carried, *(["label"] if "label" in frame else [])][:3]
     rows = []
     for pos, i in enumerate(top_rows):
@@ -71,7 +71,7 @@ def _value(row, column):
 
 
 def write_detection_report(path: Path, run, ds, result) -> Path:
-    """An HTML page for a detect result computed with contributions (scoring.detect(..., contributions=True))."""
+    """An HTML page for a detect result computed with contributions (aekit.anomaly.detect.detect(..., contributions=True))."""
     scores = result.scores
     flagged = int((scores > result.threshold).sum())
     top_rows = np.argsort(-scores, kind="stable")[: min(TOP, len(scores))]
