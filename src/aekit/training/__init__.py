@@ -1,5 +1,6 @@
 """Training: `fit` (fit.py) over a plan of stages run by the Trainer (loop.py), with the typed
-training state (state.py), options (options.py), mixed precision and data parallelism."""
+training state (state.py), options (options.py), TensorBoard summaries (summaries.py), mixed precision
+and data parallelism."""
 
 from aekit.runs.run import History
 from aekit.training.fit import fit, resume

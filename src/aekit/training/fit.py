@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -18,7 +19,7 @@ from aekit.errors import CheckpointError, DataError
 from aekit.inference import apply
 from aekit.models.kinds import model_from_config
 from aekit.runs import run as runs
-from aekit.training import distributed
+from aekit.training import distributed, summaries
 from aekit.training.folder import inspect, writing
 from aekit.training.loop import Trainer, TrainingData, evaluate_loss, plan, split
 from aekit.training.options import FitOptions, resolve_device, threads_for, torch_threads
@@ -52,6 +53,7 @@ def fit(
     device=None,
     n_threads: int | None = None,
     contamination: float = 0.1,
+    log_dir=None,
     verbose: int = 1,
     command: str | None = None,
     callback: Callable | None = None,
@@ -73,13 +75,17 @@ def fit(
     optimizer steps; training/options.py), and recorded. n_threads None: torch threads
     chosen by threads_for (1 for small models or a busy machine). contamination: the expected
     fraction of outliers in x, which sets the threshold of the run's anomaly detector.
+    log_dir: a folder for TensorBoard event files (every loss term per epoch, the learning rate, image
+    reconstructions; training/summaries.py), recorded with the options so that resume continues the
+    same curves there; needs the tensorboard package (pip install aekit[tensorboard]).
 
     Started by torchrun (WORLD_SIZE > 1), every process runs this with the same
     arguments: the model trains in DistributedDataParallel, each rank on its slice
     of every global batch of `batch_size` rows, and only rank 0 writes `out`.
     """
     opts = FitOptions(epochs, batch_size, lr, seed, val_fraction, patience, clip_grad_norm, weight_decay,
-                      precision, lr_schedule, n_threads, contamination).validate()
+                      precision, lr_schedule, n_threads, contamination,
+                      os.fspath(log_dir) if isinstance(log_dir, os.PathLike) else log_dir).validate()
     data = _training_data(model.config, x, x_val, opts, y, y_val)
     opts = opts.resolved(len(data.train_rows))
     dist, dev = distributed.context(resolve_device(device))
@@ -120,9 +126,12 @@ def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, wr
                 _start_folder(dest.write_to, model, opts, x, data, dev, used_precision, dist.world)
         if writes:
             runs.record_segment(dest.write_to, asdict(opts), command, len(history))
-        trainer = Trainer(model, data.resident(dev), opts, shuffle, dev, dist, used_precision, callback,
-                          dest.write_to if writes else None, history, verbose)
-        trainer.run(plan(model, opts.epochs), state)
+        log_dir = opts.log_dir if dist.main else None  # only rank 0 writes TensorBoard summaries
+        examples = summaries.fixed_examples(data, model.config.input_shape) if log_dir else None
+        with summaries.opened(log_dir, len(history) + 1, examples) as board:
+            trainer = Trainer(model, data.resident(dev), opts, shuffle, dev, dist, used_precision, callback,
+                              dest.write_to if writes else None, history, verbose, board)
+            trainer.run(plan(model, opts.epochs), state)
     if not model.config.variational:  # the Gaussian plain autoencoders sample from (model.sample)
         rows = trainer.data.train_rows[:_INIT_ROWS]
         model.fit_code_density(apply(model, trainer.data.data, lambda m, b: m.code(b), rows=rows, numpy=False))

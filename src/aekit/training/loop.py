@@ -27,6 +27,7 @@ from aekit.training import distributed
 from aekit.training.options import FitOptions, learning_rate
 from aekit.training.precision import autocast as precision_autocast
 from aekit.training.state import TrainingState, commit_epoch
+from aekit.training.summaries import Summaries, draws
 
 _RESIDENT_BYTES = 1 << 30  # training data up to this size are moved to the GPU once
 
@@ -253,10 +254,12 @@ class Trainer:
     """Runs the stages of one fit: the shared data, options, random generator, device and run folder."""
 
     def __init__(self, model, data: TrainingData, opts: FitOptions, shuffle: torch.Generator, device, dist,
-                 precision: str, callback: Callable | None, folder, history: History, verbose: int):
+                 precision: str, callback: Callable | None, folder, history: History, verbose: int,
+                 summaries: Summaries | None = None):
         self.model, self.data, self.opts, self.shuffle, self.device = model, data, opts, shuffle, device
         self.dist, self.precision, self.callback = dist, precision, callback
         self.folder, self.history, self.verbose = folder, history, verbose
+        self.summaries = summaries  # TensorBoard (fit's log_dir), on rank 0
         self.last_state: TrainingState | None = None  # of the last epoch trained here
 
     def run(self, stages: list[Stage], state: TrainingState | None) -> None:
@@ -300,6 +303,8 @@ class Trainer:
                                                 self._rng_states(), stopping.best)
                 if self.folder is not None:
                     commit_epoch(self.folder, self.model, self.history, self.last_state)
+                if self.summaries is not None:  # after the commit: the log never runs ahead of the run folder
+                    self._summarise(stage, epoch, done, row, optimizer)
                 if done:
                     break
         return stop_run
@@ -331,6 +336,14 @@ class Trainer:
         self.history.append(row)
         bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k.endswith("total")})
         return row
+
+    def _summarise(self, stage: Stage, epoch: int, done: bool, row: dict, optimizer) -> None:
+        """The epoch's History row (and the learning rate of its last step) at its global epoch; the whole
+        model's stage draws its reconstructions every few epochs (summaries.draws)."""
+        whole = stage.model is self.model
+        self.summaries.epoch(row, len(self.history), None if stage.em else optimizer.param_groups[0]["lr"],
+                             self.model if whole and draws(epoch, stage.epochs, done) else None,
+                             "" if whole else f"{stage.name}/")
 
     def _rng_states(self) -> dict[str, torch.Tensor]:
         states = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()}

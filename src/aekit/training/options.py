@@ -12,6 +12,7 @@ import torch
 
 from aekit.errors import ConfigError, check_int, check_number, unknown
 from aekit.training.precision import PRECISIONS, forward_flops
+from aekit.training.summaries import check_log_dir
 
 LR_SCHEDULES = ("constant", "cosine")
 WARMUP_FRACTION = 0.05
@@ -52,6 +53,8 @@ class FitOptions:
     # expected fraction of outliers in the training rows: the run's detector flags the scores above
     # their (1 - contamination) quantile (PyOD's rule; detection.py)
     contamination: float = 0.1
+    # a folder for TensorBoard event files (training/summaries.py; needs aekit[tensorboard]); None: no logging
+    log_dir: str | None = None
 
     def validate(self) -> FitOptions:
         if self.epochs is not None:
@@ -73,6 +76,8 @@ class FitOptions:
             raise unknown("precision", self.precision, PRECISIONS)
         if self.lr_schedule not in LR_SCHEDULES:
             raise unknown("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.log_dir is not None:
+            check_log_dir(self.log_dir)
         return self
 
 
