@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import aekit as ae
-from helpers import assert_usage_error, cli
+from helpers import assert_usage_error, cli, python
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,15 @@ def test_conditional_vae_from_the_command_line(tmp_path, run):
     assert (judge.predict_proba(sevens).argmax(1) == 7).mean() >= 0.9
     assert_usage_error(cli("generate", run, "--label", "3", "--out", tmp_path / "y.npy"),
                        "--label is for a conditional model (kind cvae)")
+
+
+def test_help_and_version_start_without_torch():
+    # The command starts fast: `aekit --help` and `--version` do not load torch (aekit's public names are
+    # imported on first use; the commands import what they need when they run).
+    code = ("import sys, aekit.cli\n"
+            "codes = [aekit.cli.run(args) for args in (['--help'], ['--version'])]\n"
+            "print(codes, 'torch' in sys.modules, 'aekit.models' in sys.modules)")
+    proc = python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "Commands:" in proc.stdout and "aekit, version" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "[0, 0] False False"

@@ -8,47 +8,74 @@
 
 The subpackages follow the pipeline: data -> models -> training -> inference -> anomaly / evaluation /
 codec -> runs -> the ways in (sklearn estimators, cli, report, tour).
+
+The public names are imported on first use (PEP 562, as scikit-image and SciPy do), so that `import aekit`
+costs nothing and the `aekit` command starts without loading torch: `ae.build` imports aekit.models.kinds
+the first time it is read. `from aekit import *`, `dir(aekit)` and every `aekit.<subpackage>` work as before.
 """
 
-from aekit import anomaly, codec, data, evaluation
-from aekit._version import __version__
-from aekit.data.images import save_image_grid
-from aekit.errors import AekitError, CheckpointError, ConfigError, DataError, TrainingError
-from aekit.evaluation.evaluate import evaluate
-from aekit.models.autoencoder import Autoencoder, LossTerms, VariationalAutoencoder
-from aekit.models.config import ModelConfig
-from aekit.models.kinds import Kind, build, build_for, get_kind, kinds
-from aekit.runs.run import History, Run, load, load_run, save
-from aekit.training import evaluate_loss, fit, resume
+import importlib
+import importlib.util
+import sys
+import types
 
-__all__ = [
-    "AekitError",
-    "Autoencoder",
-    "CheckpointError",
-    "ConfigError",
-    "DataError",
-    "History",
-    "Kind",
-    "LossTerms",
-    "ModelConfig",
-    "Run",
-    "TrainingError",
-    "VariationalAutoencoder",
-    "__version__",
-    "anomaly",
-    "build",
-    "build_for",
-    "codec",
-    "data",
-    "evaluate",
-    "evaluate_loss",
-    "evaluation",
-    "fit",
-    "get_kind",
-    "kinds",
-    "load",
-    "load_run",
-    "resume",
-    "save",
-    "save_image_grid",
-]
+from aekit._version import __version__ as __version__  # the one eager import: light
+
+# Each public name and the module it lives in (the subpackages are public too: anomaly, codec, data, evaluation).
+_EXPORTS = {
+    "AekitError": "aekit.errors",
+    "Autoencoder": "aekit.models.autoencoder",
+    "CheckpointError": "aekit.errors",
+    "ConfigError": "aekit.errors",
+    "DataError": "aekit.errors",
+    "History": "aekit.runs.run",
+    "Kind": "aekit.models.kinds",
+    "LossTerms": "aekit.models.autoencoder",
+    "ModelConfig": "aekit.models.config",
+    "Run": "aekit.runs.run",
+    "TrainingError": "aekit.errors",
+    "VariationalAutoencoder": "aekit.models.autoencoder",
+    "build": "aekit.models.kinds",
+    "build_for": "aekit.models.kinds",
+    "evaluate": "aekit.evaluation.evaluate",
+    "evaluate_loss": "aekit.training",
+    "fit": "aekit.training",
+    "get_kind": "aekit.models.kinds",
+    "kinds": "aekit.models.kinds",
+    "load": "aekit.runs.run",
+    "load_run": "aekit.runs.run",
+    "resume": "aekit.training",
+    "save": "aekit.runs.run",
+    "save_image_grid": "aekit.data.images",
+}
+
+__all__ = sorted(["__version__", "anomaly", "codec", "data", "evaluation", *_EXPORTS])
+
+
+def __getattr__(name: str):
+    """A public name, or a subpackage (aekit.data, aekit.models, ...), imported the first time it is read."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # read once: later reads do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule binds it on its package. Where a public name is also a submodule's name (a
+    function `export` in the module aekit.export), the public name keeps its meaning, as it would if it had
+    been imported eagerly here."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if not (name in _EXPORTS and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
