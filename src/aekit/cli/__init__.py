@@ -7,8 +7,9 @@ foreign run folder), 1 runtime failures. Errors print one line, no traceback
 
 Here: the `main` group, `run` (errors to exit codes) and the registration of the commands, one module per
 group of commands: info (kinds, datasets, report, tour), train (train, resume), evaluate, use (generate,
-encode, reconstruct, interpolate), detect, codec (compress, decompress). Shared by them: options (what a
-command reads: the option schema, conversions, --data/--threads, the run) and outputs (what it writes).
+encode, reconstruct, interpolate), detect, codec (compress, decompress), export (ONNX files). Shared by
+them: options (what a command reads: the option schema, conversions, --data/--threads, the run) and
+outputs (what it writes).
 
 Start-up: `aekit --help` and `--version` do not import torch. The modules here import click, the standard
 library and aekit.errors at module level; everything else is imported inside the commands.
@@ -22,7 +23,7 @@ import warnings
 
 import click
 
-from aekit.cli import codec, detect, evaluate, info, train, use
+from aekit.cli import codec, detect, evaluate, export, info, train, use
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError
 
 USAGE_ERRORS = (ConfigError, DataError, CheckpointError)
@@ -35,7 +36,7 @@ def main():
 
 
 # A new command module: import it above and name it here; its COMMANDS tuple lists the commands it defines.
-for _module in (info, train, evaluate, use, detect, codec):
+for _module in (info, train, evaluate, use, detect, codec, export):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 
