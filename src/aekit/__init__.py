@@ -39,6 +39,7 @@ _EXPORTS = {
     "build_for": "aekit.models.kinds",
     "evaluate": "aekit.evaluation.evaluate",
     "evaluate_loss": "aekit.training",
+    "export": "aekit.export",
     "fit": "aekit.training",
     "get_kind": "aekit.models.kinds",
     "kinds": "aekit.models.kinds",
