@@ -64,7 +64,7 @@ def test_config_file_and_set_overrides(tmp_path):
     [
         (["train", "vea", "--data", "digits"], "unknown kind 'vea' (did you mean 'vae'?)"),
         (["train", "ae", "--data", "mnsit"], "unknown dataset 'mnsit' (did you mean 'mnist'?)"),
-        (["train", "ae", "--data", "digits", "--latnt-dim", "3"], "No such option '--latnt-dim'. Did you mean one of: '--latent-dim'"),
+        (["train", "ae", "--data", "digits", "--latnt-dim", "3"], "No such option '--latnt-dim'. (Did you mean one of: '--latent-dim'"),
         (["train", "vae", "--data", "digits", "--sparsity", "l1"], "unknown option for kind 'vae': 'sparsity'"),
         (["train", "ae", "--data", "digits", "--set", "epochs=abc"], "--set: epochs='abc': "),
         (["train", "ae", "--data", "digits", "--set", "epoch=3"], "unknown option 'epoch' (did you mean 'epochs'?)"),
