@@ -1,4 +1,4 @@
-"""ONNX export (aekit.export, `aekit export`): every kind and architecture, trained briefly on the real
+"""ONNX export (ae.export in aekit.onnx_export, `aekit export`): every kind and architecture, trained briefly on the real
 digits, gives an encoder, a decoder and a scorer that onnxruntime runs at any batch size with PyTorch's
 results; a table run's scorer takes the raw feature rows and gives `aekit detect`'s scores.
 
@@ -25,10 +25,10 @@ from aekit.anomaly.detect import detect
 from aekit.anomaly.detector import fit_detector
 from aekit.cli import run as cli_run
 from aekit.data.tables import encode
-from aekit.export import DECODER, ENCODER, MANIFEST, OPSET, SCORER
+from aekit.onnx_export import DECODER, ENCODER, MANIFEST, OPSET, SCORER
 from aekit.runs.run import Run
 
-EXPORT = importlib.import_module("aekit.export")  # the module (ae.export is its function)
+EXPORT = importlib.import_module("aekit.onnx_export")  # the module of ae.export
 pytestmark = pytest.mark.usefixtures("one_thread")
 BATCHES = (7, 64)  # two batch sizes through every file
 CONV = dict(architecture="conv", channels=(4, 8))
@@ -194,7 +194,7 @@ def test_table_scorers_of_variational_and_exact_posterior_models(kind, tmp_path)
 
 
 def test_the_dynamo_exporter_gives_the_same_files(digits_data, tmp_path):
-    assert ae.export is EXPORT.export and "export" in ae.__all__  # the function, though aekit.export is imported
+    assert ae.export is EXPORT.export and "export" in ae.__all__  # the function
     model = ae.build("vae", digits_data.input_shape, latent_dim=4, hidden=(16,))
     out = ae.export(model, tmp_path / "onnx", exporter="dynamo")
     manifest = json.loads((out / MANIFEST).read_text())

@@ -21,7 +21,7 @@ STAGES = (
     ("aekit.anomaly", "aekit.evaluation", "aekit.codec"),
     ("aekit.runs",),
     ("aekit.training",),
-    ("aekit.export", "aekit.sklearn", "aekit.report", "aekit.tour", "aekit.cli", "aekit.__main__", "aekit"),
+    ("aekit.onnx_export", "aekit.sklearn", "aekit.report", "aekit.tour", "aekit.cli", "aekit.__main__", "aekit"),
 )
 
 

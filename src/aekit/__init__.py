@@ -16,8 +16,6 @@ the first time it is read. `from aekit import *`, `dir(aekit)` and every `aekit.
 
 import importlib
 import importlib.util
-import sys
-import types
 
 from aekit._version import __version__ as __version__  # the one eager import: light
 
@@ -39,7 +37,7 @@ _EXPORTS = {
     "build_for": "aekit.models.kinds",
     "evaluate": "aekit.evaluation.evaluate",
     "evaluate_loss": "aekit.training",
-    "export": "aekit.export",
+    "export": "aekit.onnx_export",
     "fit": "aekit.training",
     "get_kind": "aekit.models.kinds",
     "kinds": "aekit.models.kinds",
@@ -67,16 +65,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it on its package. Where a public name is also a submodule's name (a
-    function `export` in the module aekit.export), the public name keeps its meaning, as it would if it had
-    been imported eagerly here."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if not (name in _EXPORTS and isinstance(value, types.ModuleType)):
-            super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

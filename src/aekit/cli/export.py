@@ -16,8 +16,8 @@ import click
               help="torch's ONNX exporter: auto takes the TorchScript one and falls back to dynamo")
 def export(run, file_format, out, overwrite, exporter):
     """Write RUN's encoder, decoder and anomaly scorer as ONNX files into --out, with a manifest."""
-    from aekit.export import MANIFEST
-    from aekit.export import export as export_files
+    from aekit.onnx_export import MANIFEST
+    from aekit.onnx_export import export as export_files
     from aekit.runs.storage import read_json
 
     folder = export_files(run, out, format=file_format, overwrite=overwrite, exporter=exporter)
