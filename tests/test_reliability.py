@@ -391,7 +391,7 @@ def test_deep_or_broken_json_is_one_line_with_line_and_column(run, tmp_path):
     (run / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ae.CheckpointError, match="nested too deeply"):
         ae.load(run)
-    (run / "config.json").write_text('{"format": "autoencoders-run",\n  "model": {oops}}')
+    (run / "config.json").write_text('{"format": "aekit-run",\n  "model": {oops}}')
     assert_usage_error(cli("encode", run, "--out", tmp_path / "z.npy"), "not valid JSON: line 2, column 13")
 
 
