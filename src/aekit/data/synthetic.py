@@ -16,7 +16,8 @@ shifts two sensors' levels (it matters); the others are drawn at random (they do
     category  an impossible pair of categories: a product made on a line that never makes it
     drift     one sensor's level slowly moves away over a block of consecutive rows
 
-The culprit is the column the fault changed (the sensor, or `product`).
+The culprit is the column the fault changed (the sensor, or `product`); `culprits` lists every column an
+explanation may rightly blame, comma-separated: for an impossible pair both `line` and `product`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ OFFSETS = ("+00:00", "+05:30", "-04:00", "+09:00")
 def mixed_table(n_rows: int = 3000, n_sensors: int = 6, categoricals=(3, 50), missing: float = 0.02,
                 anomalies: float = 0.03, faults=("relation", "spike"), seed: int = 0):
     """A messy sensor table as a pandas DataFrame, and its truth (a DataFrame row-aligned with it:
-    `is_anomaly` 0/1, `fault` and `culprit`, the column the fault changed, or None).
+    `is_anomaly` 0/1, `fault`, `culprit`, the column the fault changed, and `culprits`, the columns an
+    explanation may blame; None for normal rows).
 
     categoricals: the number of levels of each categorical column (`mode`, then `machine`, `operator`,
     `site`, ...); `missing`: the share of feature cells left empty (never the id or the timestamp);
@@ -116,7 +118,7 @@ def _inject(rng, n, share, faults, sensors, values, cats, factors):
     count = int(round(share * n))
     rows = rng.choice(n, count, replace=False)
     kinds = rng.choice(np.asarray(faults, dtype=object), count) if count else np.asarray([], dtype=object)
-    truth = pd.DataFrame({"is_anomaly": np.zeros(n, dtype=np.int64), "fault": None, "culprit": None})
+    truth = pd.DataFrame({"is_anomaly": np.zeros(n, dtype=np.int64), "fault": None, "culprit": None, "culprits": None})
     targets = [s for s in sensors if s in _RELATED and _RELATED[s] in sensors]
     drift_target = sensors[rng.integers(0, len(sensors))]
     drift_rows = rows[kinds == "drift"]
@@ -139,7 +141,8 @@ def _inject(rng, n, share, faults, sensors, values, cats, factors):
             culprit = drift_target
             rank = np.searchsorted(np.sort(drift_rows), row)
             values[culprit][row] += (3 + 3 * rank / max(1, len(drift_rows) - 1)) * np.std(values[culprit])
-        truth.loc[row, ["is_anomaly", "fault", "culprit"]] = (1, kind, culprit)
+        blamed = "line,product" if kind == "category" else culprit  # either half of an impossible pair
+        truth.loc[row, ["is_anomaly", "fault", "culprit", "culprits"]] = (1, kind, culprit, blamed)
     return truth
 
 
