@@ -8,8 +8,9 @@ foreign run folder), 1 runtime failures. Errors print one line, no traceback
 Here: the `main` group, `run` (errors to exit codes) and the registration of the commands, one module per
 group of commands: info (kinds, datasets, report, tour), train (train, resume), evaluate, use (generate,
 encode, reconstruct, interpolate), detect, codec (compress, decompress), export (ONNX files). Shared by
-them: options (what a command reads: the option schema, conversions, --data/--threads, the run) and
-outputs (what it writes).
+them: options (what a command reads: the option schema, conversions, --data/--missing/--threads, the run),
+flags (train's and resume's model and fit flags, typed, with defaults and ranges, from the dataclasses)
+and outputs (what it writes). Ctrl-C: one line (train: what the run folder kept and how to resume), exit 130.
 
 Start-up: `aekit --help` and `--version` do not import torch. The modules here import click, the standard
 library and aekit.errors at module level; everything else is imported inside the commands.
@@ -47,8 +48,8 @@ def run(argv=None) -> int:
     if not debug:
         warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
     try:
-        main.main(args=argv, prog_name="aekit", standalone_mode=False)
-        return 0
+        code = main.main(args=argv, prog_name="aekit", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # ctx.exit(code) / click.exceptions.Exit(code) in a command
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:

@@ -20,6 +20,12 @@ from aekit.errors import suggest
 SEED = click.IntRange(0, 2**32 - 1)
 RUN_OPTIONS = ("device", "out", "resume", "overwrite", "verbose")
 DATA_HELP = "dataset name or path (default: the run's training data)"
+DATA_OPTION_HELP = "an option of the data source, KEY=VALUE (repeatable)"
+# The data option `missing` (aekit.data, tables): what an empty feature cell does.
+MISSING = ("impute", "drop", "error")
+MISSING_HELP = ("empty cells of a table: impute them (the training rows' median, or an empty category), drop "
+                "their rows, or stop with an error (default: what the run recorded; for a new run, impute); "
+                "the data option missing=")
 
 
 # ----- options whose definition needs the library (read on first use) -----
@@ -91,17 +97,17 @@ def model_options() -> list[str]:
 
 
 def fit_flags() -> list[click.Option]:
-    """One flag per fit option (kebab-case); n_threads is --threads (with_threads)."""
-    return [click.Option([f"--{name.replace('_', '-')}"], default=None, help=f"fit option {name}")
-            for name in fit_fields() if name not in ("seed", "n_threads")]
+    """One flag per fit option (kebab-case), typed, with its default and range (flags.py)."""
+    from aekit.cli import flags
+
+    return flags.fit_flags()
 
 
 def model_flags() -> list[click.Option]:
-    """One flag per model option of every kind (kebab-case)."""
-    return [click.Option([f"--{name.replace('_', '-')}"], default=None,
-                         help=f"{name}: comma-separated ints, e.g. 256,64" if name in ("hidden", "channels")
-                         else f"model option {name} (see `kinds`)")
-            for name in model_options()]
+    """One flag per model option of every kind (kebab-case), typed, with the kinds' defaults (flags.py)."""
+    from aekit.cli import flags
+
+    return flags.model_flags(model_options())
 
 
 # ----- converting what the user typed -----
@@ -213,12 +219,61 @@ def config_file_settings(config_file) -> dict:
 # ----- shared flags -----
 
 
-def with_data(data_help: str = DATA_HELP, required: bool = False, option_help: str | None = None):
-    """--data and --data-option KEY=VALUE (repeatable)."""
+class LateHelp(click.Option):
+    """An option whose help `late_help()` writes when it is first shown (it reads modules that import torch)."""
+
+    def __init__(self, *args, late_help=None, **kwargs):
+        self._late_help = late_help
+        super().__init__(*args, **kwargs)
+
+    @property
+    def help(self) -> str | None:
+        if self._late_help is not None:
+            late, self._late_help = self._late_help, None
+            self._help = late()
+        return self._help
+
+    @help.setter
+    def help(self, value) -> None:
+        self._help = value
+
+
+def data_option_keys() -> str:
+    """The keys --data-option takes, per kind of source (read from the loaders' signatures)."""
+    import inspect
+
+    from aekit import data
+    from aekit.data import files
+
+    def keys(loader) -> str:
+        return ", ".join(p for p in inspect.signature(loader).parameters if p not in ("path", "path_or_frame"))
+
+    suffixes: dict = {}
+    for suffix, loader in data.FILE_FORMATS.items():
+        suffixes.setdefault(loader, []).append(suffix)
+    parts = [f"{' '.join(names)} files: {keys(loader)}" for loader, names in suffixes.items()]
+    named: list = []
+    for source in data.list():
+        named += [k for k in source.options if k not in named]
+    return "; ".join([*parts, f"image folders: {keys(files.load_image_folder)}",
+                      f"named datasets: {', '.join(named)} (each one's: `aekit datasets`)"])
+
+
+def with_data(data_help: str = DATA_HELP, required: bool = False, option_help: str = DATA_OPTION_HELP):
+    """--data, --data-option KEY=VALUE (repeatable; its help lists the keys) and --missing, which the
+    command receives as one more data option (missing=...), after the --data-option ones."""
 
     def decorate(fn):
-        fn = click.option("--data-option", multiple=True, metavar="KEY=VALUE", help=option_help)(fn)
-        return click.option("--data", required=required, help=data_help)(fn)
+        @functools.wraps(fn)
+        def command(*args, missing=None, **kwargs):
+            if missing is not None:
+                kwargs["data_option"] = (*kwargs["data_option"], f"missing={missing}")
+            return fn(*args, **kwargs)
+
+        command = click.option("--missing", type=click.Choice(MISSING), default=None, help=MISSING_HELP)(command)
+        command = click.option("--data-option", cls=LateHelp, multiple=True, metavar="KEY=VALUE",
+                               late_help=lambda: f"{option_help}. Keys: {data_option_keys()}")(command)
+        return click.option("--data", required=required, help=data_help)(command)
 
     return decorate
 

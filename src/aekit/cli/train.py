@@ -31,7 +31,7 @@ from aekit.cli.options import (
                context_settings={"ignore_unknown_options": False})
 @click.argument("kind", required=False)
 @with_data("dataset name (see `datasets`) or path to a file or image folder",
-           option_help="option of the dataset, e.g. split=test")
+           option_help="an option of the data source, KEY=VALUE (repeatable), e.g. split=test or label_column=y")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override one option (after --config)")
 @click.option("--device", default=None, help="cpu, cuda, mps or auto")
@@ -76,7 +76,7 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
     # Build the model before anything touches the disk: a bad option leaves no folder.
     model = build(kind, ds.input_shape, **settings)
     FitOptions(**{**dataclasses.asdict(FitOptions()), **fit_args}).validate()
-    _fit_and_report(model, ds, folder, fit_args, run_args, quiet, threads)
+    _fit_and_report(model, ds, folder, fit_args, run_args, quiet, threads, resumed_at=None)
 
 
 @click.command(cls=LateOptions, late_options=fit_flags)
@@ -119,11 +119,15 @@ def _resume(folder: Path, data, options: dict, fit_args: dict, run_args: dict, q
     FitOptions(**fit_args).validate()
     ds = run.dataset(data, options)
     run_args = {**run_args, "resume": True}
-    _fit_and_report(model_from_config(run.config), ds, folder, fit_args, run_args, quiet, threads)
+    _fit_and_report(model_from_config(run.config), ds, folder, fit_args, run_args, quiet, threads,
+                    resumed_at=len(run.history))
 
 
-def _fit_and_report(model, ds, folder: Path, fit_args: dict, run_args: dict, quiet: bool, threads) -> None:
-    """fit into folder, then report.html and a one-screen summary (rank 0 only under torchrun)."""
+def _fit_and_report(model, ds, folder: Path, fit_args: dict, run_args: dict, quiet: bool, threads,
+                    resumed_at: int | None) -> None:
+    """fit into folder, then report.html and a one-screen summary (rank 0 only under torchrun). Ctrl-C:
+    one line saying what the folder keeps and how to resume, exit 130. resumed_at: the epochs the run
+    had before (None: a new run)."""
     from aekit.report import write_report
     from aekit.runs import storage
     from aekit.training.fit import fit
@@ -136,16 +140,58 @@ def _fit_and_report(model, ds, folder: Path, fit_args: dict, run_args: dict, qui
         click.echo(f"training {kind} on {ds.name}: {len(ds)} examples of shape {ds.input_shape} -> {folder}"
                    + (f" ({os.environ['WORLD_SIZE']} processes)" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""))
     started = time.perf_counter()
-    history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, n_threads=threads,
-                  **{k: v for k, v in fit_args.items() if k != "n_threads"}, **run_args)
+    try:
+        history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, n_threads=threads,
+                      **{k: v for k, v in fit_args.items() if k != "n_threads"}, **run_args)
+    except KeyboardInterrupt:
+        if main_process:
+            click.echo(f"\n{interrupted_line(folder, resumed_at, run_args.get('overwrite', False))}", err=True)
+        raise click.exceptions.Exit(130) from None
     seconds = time.perf_counter() - started
     if not main_process:
         return
-    write_report(folder, data=ds)
+    try:
+        write_report(folder, data=ds)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted while writing the report: the run in {folder} is complete; "
+                   f"`aekit report {shlex.quote(str(folder))}` writes its report", err=True)
+        raise click.exceptions.Exit(130) from None
     metrics = storage.read_json(folder / "metrics.json")
-    click.echo(f"\n{kind}: {len(history)} epochs in {seconds:.1f} s ({', '.join(history.stages)})")
+    click.echo(f"\n{kind}: {trained_line(len(history), resumed_at)} in {seconds:.1f} s ({', '.join(history.stages)})")
     for split in ("train", "validation"):
         if split in metrics:
             terms = ", ".join(f"{k} {v:.4g}" for k, v in metrics[split].items())
             click.echo(f"  {split:<10} {terms}")
     click.echo(f"run folder: {folder}\nreport:     {folder / 'report.html'}")
+
+
+def trained_line(total: int, resumed_at: int | None) -> str:
+    """'12 epochs', or for a resumed run the epochs of this segment and the total:
+    'trained 5 more epochs (10 in total)'."""
+    if resumed_at is None:
+        return f"{total} epochs"
+    more = total - resumed_at
+    return f"trained {more} more epoch{'' if more == 1 else 's'} ({total} in total)"
+
+
+def interrupted_line(folder: Path, resumed_at: int | None, overwrite: bool) -> str:
+    """What a Ctrl-C left in folder, in one line: the last finished epoch and the command that resumes it."""
+    from aekit.errors import AekitError
+    from aekit.runs.run import WEIGHTS, read_history
+
+    resume = f"aekit resume {shlex.quote(str(folder))}"
+    if overwrite and resumed_at is None:
+        return f"interrupted: the overwrite was discarded; {folder} holds the run it had before"
+    try:
+        history = read_history(folder) if (folder / WEIGHTS).is_file() else None
+    except (AekitError, OSError, ValueError):
+        history = None
+    if not history:
+        return f"interrupted before the first epoch ended: nothing was kept in {folder}"
+    last = history[-1]
+    where = f"epoch {last.get('epoch', len(history))}"
+    if len(history.stages) > 1:
+        where += f" of stage {last['stage']!r} ({len(history)} epochs in all)"
+    if resumed_at is not None:
+        where += f", {len(history) - resumed_at} of them in this session"
+    return f"interrupted: {folder} keeps the last finished epoch ({where}); continue with: {resume}"

@@ -3,6 +3,7 @@
     frame = read_frame("sensors.csv")                  # a DataFrame; every failure is a DataError
     schema = infer_schema(frame, exclude="note")       # the role of each column (schema.py)
     x = encode(frame, schema)                          # float64 model inputs, one-hot categories
+    ids = carried_columns(frame, schema.ids)           # id / timestamp / text columns as the user wrote them
     ds = load_table("sensors.csv")                     # all of it, as a robustly scaled Dataset
     new = load_table("today.csv", schema=ds.info["table"])  # scored exactly like the training file
 
@@ -51,6 +52,7 @@ def read_frame(path, delimiter=None, header="auto"):
     space, whichever its first row holds. header: True, False or "auto" (the first row is a header
     when any of its cells is not a number); without one the columns are named "0", "1", ...
     Text is read as UTF-8 (a byte-order mark is skipped). Every failure is a DataError naming the file.
+    frame.attrs["reader"] records how the file was read, for carried_columns.
     """
     path = Path(path)
     check_regular_file(path)
@@ -114,7 +116,10 @@ def _read_text(path: Path, delimiter, header):
         raise DataError(f"{path}: {where} has {bad.actual} fields, expected {bad.expected} (ragged rows)") from None
     except pa.ArrowException as e:
         raise DataError(f"{path}: not a readable text table ({e})") from None
-    return _arrow_frame(table, path, first_row=2 if header else 1, header=header)
+    frame = _arrow_frame(table, path, first_row=2 if header else 1, header=header)
+    frame.attrs["reader"] = {"kind": "text", "delimiter": delimiter, "header": bool(header), "names": names,
+                             "rows": len(frame)}
+    return frame
 
 
 class _Ragged(Exception):
@@ -192,7 +197,86 @@ def _read_parquet(path: Path):
     frame = _arrow_frame(table, path, first_row=None, header=False)
     if frame.index.name is not None or frame.index.names[0] is not None:  # a pandas index stored in the file
         frame = frame.reset_index()
-    return _named(frame, str(path))
+    frame = _named(frame, str(path))
+    frame.attrs["reader"] = {"kind": "parquet", "names": table.column_names, "rows": len(frame)}
+    return frame
+
+
+def carried_columns(frame, columns: list):
+    """The carried (id, timestamp, text) `columns` of a table, row-aligned with `frame`, as the user wrote
+    them: from a text file, each cell's own text (an id 007 stays "007", not 7; a time keeps its UTC
+    offset and its format; an empty cell is missing); from a Parquet file or a DataFrame, the column
+    with its own type (an integer column with missing values as pandas' nullable integers).
+
+    frame: as read_frame returns it, or its rows (the index labels are the file's row positions)."""
+    reader = frame.attrs.get("reader")
+    if reader is None or not columns:
+        return frame[list(columns)].reset_index(drop=True)
+    path = Path(frame.attrs["source"])
+    if reader["kind"] == "text":
+        raw = _text_cells(path, reader, list(columns))
+    else:
+        stored = [c for c in columns if c in reader["names"]]
+        if not stored:
+            return frame[list(columns)].reset_index(drop=True)
+        raw = _parquet_columns(path, stored)
+    if len(raw) != reader["rows"]:
+        raise DataError(f"{path}: the file changed while it was read ({reader['rows']} rows, now {len(raw)})")
+    rows = raw.iloc[frame.index.to_numpy()].reset_index(drop=True)
+    typed = frame[list(columns)].reset_index(drop=True)
+    for c in columns:
+        if c not in rows.columns:  # a column made from a Parquet file's pandas index ("index" for an unnamed one)
+            rows[c] = typed[c]
+        elif reader["kind"] == "text":
+            rows[c] = _as_written(typed[c], rows[c])
+    return rows[list(columns)]
+
+
+def _as_written(typed, text):
+    """A text file's column as integers when they write back as its text (7 from "7", with missing
+    values as pandas' nullable integers), else as its text ("007", "2025-03-01T00:00:00+05:30")."""
+    import pandas as pd
+
+    if not (pd.api.types.is_integer_dtype(typed) or pd.api.types.is_float_dtype(typed)):
+        return text
+    try:
+        numbers = typed.astype("Int64") if typed.isna().any() else typed.astype("int64")
+    except (TypeError, ValueError):  # fractions: no integer column
+        return text
+    same = numbers.isna().equals(text.isna()) and (numbers.dropna().astype(str) == text.dropna()).all()
+    return numbers if same else text
+
+
+def _text_cells(path: Path, reader: dict, columns: list):
+    """Columns of a text table as strings, exactly as the cells hold them (quotes removed)."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    read = pc.ReadOptions(column_names=reader["names"])  # the header row, if any, is read as row 0
+    parse = pc.ParseOptions(delimiter=reader["delimiter"], newlines_in_values=True)
+    convert = pc.ConvertOptions(column_types={c: pa.string() for c in columns}, include_columns=columns,
+                                strings_can_be_null=True, null_values=[""])
+    try:
+        table = pc.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: cannot read the columns {columns} again as text ({e})") from None
+    return (table.slice(1) if reader["header"] else table).to_pandas()
+
+
+def _parquet_columns(path: Path, columns: list):
+    """Columns of a Parquet file with their stored types: integers stay integers when values are missing."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, columns=columns).replace_schema_metadata(None)  # no pandas index restored
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the columns {columns} again ({e})") from None
+    nullable = {f.type: pd.api.types.pandas_dtype(f"{'U' if pa.types.is_unsigned_integer(f.type) else ''}"
+                                                  f"Int{f.type.bit_width}")
+                for f, col in zip(table.schema, table.columns) if pa.types.is_integer(f.type) and col.null_count}
+    return table.to_pandas(types_mapper=nullable.get, date_as_object=False)
 
 
 # ----- encoding -----
@@ -318,7 +402,7 @@ def load_table(path_or_frame, label_column=None, columns=None, exclude=None, cat
     x = encode(frame, schema)
     labels = _labels(frame[label_column], info) if label_column is not None else None
     carried = [c for c in schema.ids if c in frame.columns and c != label_column]
-    ids = frame[carried].reset_index(drop=True) if carried else None
+    ids = carried_columns(frame, carried) if carried else None
     keep = check_finite(x, where, drop_nan)
     if keep is not None:
         x, labels = x[keep], None if labels is None else labels[keep]
