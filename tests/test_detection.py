@@ -155,14 +155,17 @@ def test_a_sensor_csv_from_train_to_detect_with_no_flags(tmp_path):
     assert proc.returncode == 0, proc.stderr
     loaded = load_run(run)
     c = loaded.config
-    # Data-derived defaults: 15 inputs (12 sensors + 3 machines one-hot), squared error, robust scaling.
-    assert (c.reconstruction, c.hidden, c.latent_dim, c.input_clip) == ("mse", (32,), 6, 1.5)
+    # Data-derived defaults: 17 inputs (12 sensors + 3 machines, "(other)" and "(missing)" one-hot), squared
+    # error, the machine as one softmax group, robust scaling.
+    assert (c.reconstruction, c.hidden, c.latent_dim, c.input_clip) == ("mse", (34,), 6, 1.5)
+    assert c.categorical_groups == ((0, 5),)
     assert loaded.scaling["method"] == "robust"
     proc = cli("detect", run, "--data", tmp_path / "log.csv", "--out", tmp_path / "scores.csv", "--explain")
     assert proc.returncode == 0, proc.stderr
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores.columns[:5]) == ["reading_id", "time", "score", "outlier", "top_features"]
-    assert list(scores.columns[5:]) == ["machine", *[f"sensor_{j}" for j in range(12)]]
+    assert list(scores.columns[5:]) == ["machine", *[f"sensor_{j}" for j in range(12)], "imputed"]
+    assert scores["imputed"].isna().all()  # no empty cells in this file: an empty column
     assert roc_auc_score(truth, scores["score"]) > 0.95
     # Contributions are per original column (the machine's one-hot inputs summed) and add up to the score.
     assert_allclose(scores.iloc[:, 5:].sum(axis=1), scores["score"], rtol=1e-5)
@@ -173,7 +176,7 @@ def test_a_sensor_csv_from_train_to_detect_with_no_flags(tmp_path):
     proc = cli("detect", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "new_scores.csv")
     assert proc.returncode == 0 and "learnt on the training rows" in proc.stdout, proc.stderr
     new = pd.read_csv(tmp_path / "new_scores.csv")
-    assert list(new.columns) == ["reading_id", "time", "score", "outlier"]
+    assert list(new.columns) == ["reading_id", "time", "score", "outlier", "imputed"]
     assert new["outlier"].mean() < 0.12
     proc = cli("detect", run, "--data", tmp_path / "new.csv", "--out", tmp_path / "c.csv", "--contamination", "0.25")
     assert pd.read_csv(tmp_path / "c.csv")["outlier"].mean() == pytest.approx(0.25, abs=2 / 800)
@@ -191,7 +194,9 @@ def test_reconstructions_and_codes_keep_names_ids_and_units(tmp_path):
     original, recon = pd.read_csv(tmp_path / "log.csv"), pd.read_csv(tmp_path / "r.csv")
     assert list(recon.columns) == list(original.columns)  # ids, time, machine, sensors: in the file's order
     assert (recon["reading_id"] == original["reading_id"]).all()
-    assert (recon["machine"] == original["machine"]).mean() > 0.95
+    # lathe shifts the sensors, so the reconstruction knows it; press-A and press-B differ in nothing else,
+    # and the machine's cross-entropy weighs like one column, so the code need not copy it (2/3 expected)
+    assert (recon["machine"] == original["machine"]).mean() > 0.6
     for j in (0, 11):  # sensors 0.2 and 5,000 wide: reconstructed in their own units (scaled units would be
         column = f"sensor_{j}"  # off by about 100 and 5,000 here); the typical error is a fraction of a std
         error = np.abs(recon[column] - original[column]).median() / original[column].std()
@@ -221,7 +226,8 @@ def test_the_estimator_takes_a_dataframe_with_ids_and_categories(tmp_path):
     frame = pd.read_csv(tmp_path / "log.csv")
     det = AutoencoderOutlierDetector(random_state=0).fit(frame)
     assert list(det.feature_names_in_) == list(frame.columns) and det.n_features_in_ == 15
-    assert det.model_.config.input_shape == (15,)  # 12 sensors + 3 machines one-hot; id and time kept out
+    # 12 sensors + 3 machines, "(other)" and "(missing)" one-hot; id and time kept out
+    assert det.model_.config.input_shape == (17,)
     shares = det.explain(frame)
     assert shares.shape == (800, 15)
     assert_allclose(shares.sum(1), det.decision_function(frame), rtol=1e-10)

@@ -64,11 +64,12 @@ def test_every_column_kind_gets_its_role(sensors):
                             "vibration": "numeric", "constant": "numeric", "note": "text", "label": "label"}
     assert schema.features == ["machine", "running", *NUMERIC] and schema.numeric == NUMERIC
     frame = sensor_frame()
-    assert schema.categorical["machine"] == list(pd.unique(frame["machine"]))  # the order the rows show them
-    assert sorted(schema.categorical["running"]) == ["False", "True"]
+    # the order the rows show them, then the levels an unseen and an empty cell fall into
+    assert schema.categorical["machine"] == [*pd.unique(frame["machine"]), "(other)", "(missing)"]
+    assert sorted(schema.categorical["running"]) == ["(missing)", "(other)", "False", "True"]
     assert ds.feature_names == ds.info["columns"] == schema.encoded_names()
-    assert ds.feature_names[:3] == [f"machine={m}" for m in schema.categorical["machine"]]
-    assert schema.groups() == [0, 0, 0, 1, 1, 2, 3, 4, 5]
+    assert ds.feature_names[:5] == [f"machine={m}" for m in schema.categorical["machine"]]
+    assert schema.groups() == [0] * 5 + [1] * 4 + [2, 3, 4, 5]
     assert list(ds.ids.columns) == ["id", "order_key", "timestamp", "note"] and len(ds.ids) == N
     assert ds.ids["id"].tolist() == frame["id"].tolist()
     np.testing.assert_array_equal(ds.y, frame["label"])
@@ -123,8 +124,8 @@ def test_guessed_roles(name, values, role):
 def test_columns_with_few_distinct_values_are_categorical_and_missing_is_a_category():
     frame = pd.DataFrame({"x": np.arange(20.0), "m": ["a", "b", None, "b"] * 5})
     schema = infer_schema(frame)
-    assert schema.categorical == {"m": ["a", "b", ""]}
-    assert encode(frame, schema)[2].tolist() == [2.0, 0, 0, 1]
+    assert schema.categorical == {"m": ["a", "b", "(other)", "(missing)"]}
+    assert encode(frame, schema)[2].tolist() == [2.0, 0, 0, 0, 1]
 
 
 def test_text_column_of_numbers_is_numeric_and_a_typo_names_row_and_column(tmp_path):
@@ -158,7 +159,8 @@ def test_overrides_by_name_index_and_comma_string(sensors, options, features):
     if "id_columns" in options:
         assert {"machine", "running"} <= set(ds.ids.columns)
     if options.get("categorical") == ["id"]:
-        assert ds.feature_names[:2] == ["id=1", "id=2"]
+        # every id is seen once: fewer than 5 times, so all join "(other)"
+        assert ds.feature_names[:2] == ["id=(other)", "id=(missing)"]
 
 
 def test_columns_keeps_carrying_ids_and_timestamps(sensors):
@@ -253,7 +255,7 @@ def test_schema_reuse_on_a_new_file(sensors, tmp_path):
         ds = ae.data.load(tmp_path / "new.csv", schema=schema, scale="none")
         assert ds.feature_names == train.feature_names and ds.y is None
         machine = [i for i, n in enumerate(ds.feature_names) if n.startswith("machine=")]
-        assert ds.numpy()[0, machine].tolist() == [0, 0, 0]
+        assert ds.numpy()[0, machine].tolist() == [0, 0, 0, 1, 0]  # unseen: "(other)"
         assert (ds.numpy()[1:, machine].sum(1) == 1).all()
     (tmp_path / "schema.json").write_text(json.dumps(train.info["table"]))
     assert ae.data.load(tmp_path / "new.csv", schema=str(tmp_path / "schema.json")).feature_names == train.feature_names
@@ -305,7 +307,7 @@ def test_schema_json_round_trip_and_decode_of_encode(sensors):
     assert back["running"].tolist() == frame["running"].astype(str).tolist()
     soft = encode(frame, schema) * 0.6 + 0.1  # a reconstruction: the largest one-hot value wins
     assert decode(soft, schema)["machine"].tolist() == frame["machine"].tolist()
-    with pytest.raises(ae.DataError, match="decode: expected rows of 9 inputs"):
+    with pytest.raises(ae.DataError, match="decode: expected rows of 13 inputs"):
         decode(np.zeros((2, 4)), schema)
 
 
@@ -316,8 +318,8 @@ def test_ids_stay_row_aligned_after_drop_nan(sensors, tmp_path):
     frame = sensor_frame()
     frame.loc[[3, 10, 11], "temp"] = np.nan
     frame.to_csv(tmp_path / "gaps.csv", index=False)
-    with pytest.raises(ae.DataError, match=r"3 NaN/inf values in 3 rows .*drop_nan=True"):
-        quiet_load(tmp_path / "gaps.csv")
+    with pytest.raises(ae.DataError, match=r"gaps.csv: 3 empty cells in 3 rows \(first: row 5, column 'temp'\)"):
+        quiet_load(tmp_path / "gaps.csv", missing="error")
     ds = quiet_load(tmp_path / "gaps.csv", drop_nan=True, label_column="label", scale="none")
     kept = frame.drop(index=[3, 10, 11]).reset_index(drop=True)
     assert len(ds) == N - 3 and ds.info["dropped_rows"] == 3

@@ -11,6 +11,8 @@ Both take 2-D X (n_samples, n_features) and follow scikit-learn's conventions:
 `__init__` only stores its arguments, everything is checked at fit time, fitted
 state ends in `_`, they work in Pipeline, GridSearchCV, `clone`, pickle and
 joblib, and pass scikit-learn's `parametrize_with_checks` for every kind.
+`est.save(folder)` (or `ae.save(est, folder)`) and `Class.load(folder)` keep a
+fitted estimator as a run folder, without pickle (sklearn_folder.py).
 
 Scaling: by default every feature is min-max scaled to [0, 1] with the
 training data's minimum and maximum (scikit-learn's MinMaxScaler), so that any
@@ -38,11 +40,12 @@ from aekit.data.base import is_profile_data
 from aekit.inference import BATCH_SIZE, apply
 from aekit.models.kinds import data_defaults
 from aekit.sklearn_base import AutoencoderEstimator, torch_dtype
+from aekit.sklearn_folder import RunFolderMixin
 from aekit.training.options import table_fit_length, threads_for, torch_threads
 
 __all__ = ["AutoencoderOutlierDetector", "AutoencoderTransformer"]
 
-class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AutoencoderEstimator):
+class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, RunFolderMixin, AutoencoderEstimator):
     """An autoencoder of any registered kind as a scikit-learn transformer: X -> codes.
 
     Parameters
@@ -164,7 +167,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return tags
 
 
-class AutoencoderOutlierDetector(AutoencoderEstimator):
+class AutoencoderOutlierDetector(RunFolderMixin, AutoencoderEstimator):
     """Anomaly ("fake") detection with an autoencoder, following PyOD's conventions.
 
     Train on (mostly) normal data; an example's anomaly score says how badly the
@@ -286,7 +289,9 @@ class AutoencoderOutlierDetector(AutoencoderEstimator):
 
     def _data_defaults(self, X, method) -> dict:
         # Squared error even for binary columns (binary=False): the residual score is a squared error.
-        return data_defaults(self.kind, X.shape[1], binary=False, scaling=method)
+        schema = getattr(self, "table_schema_", None)
+        groups = schema.softmax_groups() if schema is not None else ()
+        return data_defaults(self.kind, X.shape[1], binary=False, scaling=method, groups=groups)
 
     def _fit_length(self, n: int) -> dict:
         auto = table_fit_length(n)
@@ -304,8 +309,9 @@ class AutoencoderOutlierDetector(AutoencoderEstimator):
         if self.anomaly_score == "combined":
             with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
                 profile = getattr(self.scaler_, "method", None) == "rownorm"
+                imputed = self._imputed_inputs(X) if calibration is None else None
                 self.detector_, scores = fit_detector(self.model_, x, "combined", self.contamination, calibration,
-                                                      profile)
+                                                      profile, imputed)
         else:
             self.detector_ = None
             scores = apply(self.model_, x, self._scorer(), dtype=torch_dtype(x)).astype(np.float64)
@@ -337,11 +343,11 @@ class AutoencoderOutlierDetector(AutoencoderEstimator):
         that order: reshape a row to input_shape for its map.
         """
         check_is_fitted(self)
-        X = self._input(X, reset=False)
+        X_given, X = X, self._input(X, reset=False)
         x = self._to_model_space(X)
         with torch_threads(threads_for(self.model_, BATCH_SIZE, self.n_threads)):
             if self.anomaly_score == "combined":
-                shares = self.detector_.contributions(self.model_, x)
+                shares = self.detector_.contributions(self.model_, x, self._imputed_inputs(X_given))
             else:
                 shares = anomaly.per_feature(self.model_, x, self.anomaly_score, self.smoothing, dtype=torch_dtype(x))
         return self._by_input_column(shares)

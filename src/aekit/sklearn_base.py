@@ -20,9 +20,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from aekit.anomaly import scores as anomaly
 from aekit.anomaly.detector import group_columns
-from aekit.data.base import choose_scaling, scaled, unscaled
+from aekit.data.base import choose_scaling, keep_unit, scaled, unscaled
+from aekit.data.missing import empty_cells, imputed_inputs
 from aekit.data.schema import infer_schema
-from aekit.data.tables import encode, is_frame
+from aekit.data.tables import encode, encode_rows, is_frame
 from aekit.errors import ConfigError, DataError
 from aekit.inference import BATCH_SIZE, apply
 from aekit.models.config import RECONSTRUCTIONS, ModelConfig
@@ -132,6 +133,8 @@ class AutoencoderEstimator(BaseEstimator):
         if score is not None:  # before training: a score the model cannot give is a mistake in the parameters
             anomaly.check_score(score, config)
         self.scaler_ = _scaler(method, config.reconstruction == "bce", X)
+        if getattr(self, "table_schema_", None) is not None and isinstance(self.scaler_, _OwnScaling):
+            self.scaler_.scaling_ = keep_unit(self.scaler_.scaling_, self.table_schema_.unit_inputs())
         x = self._to_model_space(X, config)
         self.model_ = model_from_config(config)
         length = {"epochs": self.epochs, "batch_size": self.batch_size, **self._fit_length(len(X))}
@@ -157,7 +160,14 @@ class AutoencoderEstimator(BaseEstimator):
         elif not is_frame(X) or [str(c) for c in X.columns] != list(self.feature_names_in_):
             raise ValueError(f"{type(self).__name__} was fitted on a DataFrame with columns "
                              f"{list(self.feature_names_in_)}: give a DataFrame with those columns")
-        return check_array(encode(X, schema), dtype=_FLOATS)
+        return check_array(encode_rows(X, schema)[0], dtype=_FLOATS)  # empty cells imputed (the schema's policy)
+
+    def _imputed_inputs(self, X) -> np.ndarray | None:
+        """(n, model inputs) bool: the inputs of a table's rows that hold an imputed value, or None."""
+        schema = getattr(self, "table_schema_", None)
+        if schema is None:
+            return None
+        return imputed_inputs(schema, empty_cells(X, schema, encode(X, schema)))
 
     def _by_input_column(self, contributions: np.ndarray) -> np.ndarray:
         """Per-model-input contributions as (n, n_features_in_): for a table, each categorical column's

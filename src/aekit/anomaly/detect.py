@@ -2,7 +2,8 @@
 labels and explanations, reconstructions in the original columns and units, codes.
 
     result = detect(run, ds, explain=True)            # ds: run.dataset(path) (scaled as the run was trained)
-    result.frame                                      # ids first, score, outlier, [top_features, contributions]
+    result.frame                                      # ids first, score, outlier, [label],
+                                                      # [top_features, contributions], [imputed]
 
 Rows keep the table's identifier and timestamp columns (Dataset.ids) or, without them, their index.
 """
@@ -16,12 +17,12 @@ import pandas as pd
 
 from aekit.anomaly import scores as anomaly
 from aekit.anomaly.detector import Detector, group_columns, top_features
+from aekit.data import missing, tables
 from aekit.data.base import unscaled
 from aekit.data.schema import TableSchema, as_schema
-from aekit.data.tables import decode
 from aekit.errors import CheckpointError, ConfigError
 
-RESERVED = ("score", "outlier", "label", "top_features", "index")
+RESERVED = ("score", "outlier", "label", "imputed", "top_features", "index")
 
 
 def _schema(ds) -> TableSchema | None:
@@ -47,6 +48,22 @@ def by_column(ds, contributions: np.ndarray) -> np.ndarray:
     return contributions if schema is None else group_columns(contributions, schema.groups())
 
 
+def imputed_inputs(ds) -> np.ndarray | None:
+    """(N, inputs) bool: the model inputs that hold an imputed number (a categorical's empty cell is its
+    own MISSING level, not imputed), or None when no cell was."""
+    schema = _schema(ds)
+    return None if schema is None else missing.imputed_inputs(schema, getattr(ds, "imputed", None))
+
+
+def imputed_cells(ds) -> list[str]:
+    """For each row, the names of its feature columns that were empty (and imputed), joined by ';'."""
+    schema, empty = _schema(ds), getattr(ds, "imputed", None)
+    if empty is None:
+        return [""] * len(ds)
+    names = np.asarray(schema.features, dtype=object)
+    return [";".join(names[row]) for row in empty]
+
+
 def with_ids(ds, frame: pd.DataFrame) -> pd.DataFrame:
     """frame with the data's identifier columns first (or an `index` column when it has none)."""
     ids = ds.ids if ds.ids is not None else pd.DataFrame({"index": np.arange(len(frame))})
@@ -59,7 +76,7 @@ def in_original_units(ds, rows: np.ndarray) -> pd.DataFrame:
     flat = unscaled(np.asarray(rows).reshape(len(rows), -1), ds.scaling)
     schema = _schema(ds)
     if schema is not None:
-        return decode(flat, schema)
+        return tables.decode(flat, schema)
     return pd.DataFrame(flat, columns=feature_columns(ds, flat.shape[1]))
 
 
@@ -93,11 +110,12 @@ def detect(run, ds, contamination=None, false_alarm_rate=None, explain: bool = F
     one contribution column per feature to the frame (contributions=True computes them without)."""
     detector = run.detector
     if detector is None:
-        raise CheckpointError(f"{run.folder} has no anomaly detector: its training did not finish "
-                              "(resume it, or train again)")
+        raise CheckpointError(f"{run.folder} has no anomaly detector: {run.why_no_detector()}")
     columns = feature_columns(ds, run.config.input_size)
-    shares = by_column(ds, detector.contributions(run.model, ds.x)) if explain or contributions else None
-    scores = shares.sum(1) if shares is not None else detector.scores(run.model, ds.x)
+    imputed = imputed_inputs(ds)
+    shares = (by_column(ds, detector.contributions(run.model, ds.x, imputed)) if explain or contributions
+              else None)
+    scores = shares.sum(1) if shares is not None else detector.scores(run.model, ds.x, imputed)
     threshold, rule = threshold_of(detector, scores, contamination, false_alarm_rate)
     frame = pd.DataFrame({"score": scores, "outlier": anomaly.labels(scores, threshold)})
     if ds.y is not None:
@@ -108,4 +126,6 @@ def detect(run, ds, contamination=None, false_alarm_rate=None, explain: bool = F
         taken = set(RESERVED) | set(ds.ids.columns if ds.ids is not None else [])
         names = [f"contribution_{c}" if c in taken else c for c in columns]
         frame = pd.concat([frame, pd.DataFrame(shares, columns=names)], axis=1)
+    if _schema(ds) is not None:  # a table: which of the row's cells were empty and imputed (last)
+        frame["imputed"] = imputed_cells(ds)
     return Detection(with_ids(ds, frame), scores, threshold, rule, shares, columns)

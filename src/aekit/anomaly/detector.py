@@ -36,6 +36,7 @@ import torch
 from aekit.anomaly import scores as anomaly
 from aekit.data.validation import as_array
 from aekit.errors import CheckpointError, ConfigError, check_number
+from aekit.inference import threads_for_work, torch_threads
 
 RESIDUAL_WEIGHT, NEIGHBOUR_WEIGHT = 1.0, 2.0
 # k = max(MIN_NEIGHBOURS, NEIGHBOUR_FRACTION of the reference rows). For row-normalised "profile" data
@@ -46,6 +47,7 @@ PROFILE_NEIGHBOUR_FRACTION, PROFILE_MIN_NEIGHBOURS = 0.01, 5
 MAX_REFERENCE_ROWS = 10_000  # training rows kept for the neighbour term (an evenly spread sample beyond)
 MAX_REFERENCE_VALUES = 1 << 22  # and at most this many numbers (16 MB of float32) for wide data
 GATHER_VALUES = 1 << 22  # query rows x neighbours x features gathered at once
+WEIGHT_FLOOR = 0.05  # column_weights: a column's median term counts as at least this share of the typical column's
 PREFIX = "detector."  # tensors of the detector inside a run's weights.safetensors
 
 
@@ -72,23 +74,46 @@ class Detector:
     k: int = 0  # neighbours per query
     residual_scale: float = 1.0  # R0
     neighbour_scale: float = 1.0  # N0
+    # Per input (D,), a table with categorical columns only (None: all 1): 1 / its column's median term
+    # on the training rows, for the residual and for the neighbour distance (see column_weights).
+    residual_weights: np.ndarray | None = None
+    neighbour_weights: np.ndarray | None = None
+    # Per input (D,): the median weighted term of the training rows, which an imputed cell counts instead
+    # of its own (its value is a stand-in, no evidence either way). None: imputed cells count as they are.
+    typical: np.ndarray | None = None  # (2, D): residual, neighbour
 
     # ----- scores -----
 
-    def contributions(self, model, x) -> np.ndarray:
-        """(N, D) float64: each feature's share of each row's score (rows sum to `scores`)."""
+    def contributions(self, model, x, imputed=None) -> np.ndarray:
+        """(N, D) float64: each feature's share of each row's score (rows sum to `scores`). imputed: (N, D)
+        bool, the inputs that hold an imputed value (they count the typical share of their column)."""
         if self.score != COMBINED:
             return anomaly.per_feature(model, x, self.score)
         residual = anomaly.per_feature(model, x, "squared_error")  # checks x's shape and values first
-        z = _flat(x)
-        return (RESIDUAL_WEIGHT * residual / self.residual_scale
-                + NEIGHBOUR_WEIGHT * neighbour_terms(self.reference, self.k, z) / self.neighbour_scale)
+        residual, neighbours = self._terms(residual, _flat(x))
+        if imputed is not None and self.typical is not None:
+            imputed = np.asarray(imputed, dtype=bool)
+            residual = np.where(imputed, self.typical[0], residual)
+            neighbours = np.where(imputed, self.typical[1], neighbours)
+        return RESIDUAL_WEIGHT * residual / self.residual_scale + NEIGHBOUR_WEIGHT * neighbours / self.neighbour_scale
 
-    def scores(self, model, x) -> np.ndarray:
+    def _terms(self, residual: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The weighted per-input residual and neighbour terms of rows z (their residual terms given)."""
+        weights = 1.0 if self.residual_weights is None else self.residual_weights
+        return residual * weights, self.neighbours(z)
+
+    def neighbours(self, z: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        """(N, D) neighbour_terms of rows z in the weighted space (each input scaled by the root of its weight)."""
+        if self.neighbour_weights is None:
+            return neighbour_terms(self.reference, self.k, z, exclude_self)
+        root = np.sqrt(self.neighbour_weights)
+        return neighbour_terms(self.reference * root, self.k, z * root, exclude_self)
+
+    def scores(self, model, x, imputed=None) -> np.ndarray:
         """(N,) float64 anomaly scores: higher = more anomalous."""
         if self.score != COMBINED:
             return anomaly.score(model, x, self.score).astype(np.float64)
-        return self.contributions(model, x).sum(1)
+        return self.contributions(model, x, imputed).sum(1)
 
     def novelty_threshold(self, false_alarm_rate: float) -> float:
         """The split-conformal threshold of the held-out clean rows' scores (anomaly.conformal_threshold)."""
@@ -100,6 +125,9 @@ class Detector:
         out = {PREFIX + "calibration": torch.from_numpy(np.asarray(self.calibration, dtype=np.float64))}
         if self.reference is not None:
             out[PREFIX + "reference"] = torch.from_numpy(np.ascontiguousarray(self.reference, dtype=np.float32))
+        for name in ("residual_weights", "neighbour_weights", "typical"):
+            if getattr(self, name) is not None:
+                out[PREFIX + name] = torch.from_numpy(np.ascontiguousarray(getattr(self, name), dtype=np.float64))
         return out
 
     def metadata(self) -> dict:
@@ -115,6 +143,9 @@ class Detector:
                            float(metadata["residual_scale"]), float(metadata["neighbour_scale"]))
             if detector.score == COMBINED:
                 detector.reference = tensors[PREFIX + "reference"].numpy()
+                for name in ("residual_weights", "neighbour_weights", "typical"):
+                    if PREFIX + name in tensors:
+                        setattr(detector, name, tensors[PREFIX + name].numpy())
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{where}: the detector is incomplete or malformed ({e!r})") from None
         if detector.score != COMBINED:
@@ -129,11 +160,23 @@ class Detector:
                                       f"do not fit a model of {config.input_size} features")
             if not np.isfinite(ref).all():
                 raise CheckpointError(f"{where}: the detector's reference rows hold non-finite values")
+            _check_weights(detector, config.input_size, where)
         values = [detector.residual_scale, detector.neighbour_scale, detector.threshold, detector.contamination]
         if not (np.isfinite(detector.calibration).all() and np.isfinite(values).all()
                 and min(detector.residual_scale, detector.neighbour_scale) > 0 and 0 < detector.contamination <= 0.5):
             raise CheckpointError(f"{where}: the detector holds non-finite or out-of-range values")
         return detector
+
+
+def _check_weights(detector: Detector, d: int, where: str) -> None:
+    """The per-input weights and typical terms: both weights or neither, of D positive finite values."""
+    if (detector.residual_weights is None) != (detector.neighbour_weights is None):
+        raise CheckpointError(f"{where}: the detector has one of residual_weights and neighbour_weights only")
+    for name, shape in (("residual_weights", (d,)), ("neighbour_weights", (d,)), ("typical", (2, d))):
+        value = getattr(detector, name)
+        if value is not None and (value.shape != shape or not np.isfinite(value).all() or (value < 0).any()):
+            raise CheckpointError(f"{where}: the detector's {name} {value.shape} do not fit a model of {d} "
+                                  "features, or hold negative or non-finite values")
 
 
 def _flat(x) -> np.ndarray:
@@ -146,20 +189,35 @@ def neighbour_terms(reference: np.ndarray, k: int, z: np.ndarray, exclude_self: 
     """(N, D): per feature, the mean over the k nearest reference rows of the squared difference.
 
     exclude_self: the queries are themselves reference rows; each one's nearest (itself) is dropped.
+
+    The neighbours are found in float32 (one matrix product and a partition per chunk of queries); the
+    terms are then exact in float64 without gathering the (N, k, D) neighbours:
+    mean_r (q - r)^2 = (q - m1)^2 + (m2 - m1^2), with m1 and m2 the neighbours' mean of r and of r^2
+    (embedding_bag sums the k rows in place). 13x faster than the float64 gather on 768 features.
     """
-    ref = np.asarray(reference, dtype=np.float64)
-    ref_norms = (ref**2).sum(1)
+    ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32))
+    ref64 = torch.from_numpy(np.asarray(reference, dtype=np.float64))
+    ref64_squared = ref64 * ref64
+    queries = np.asarray(z, dtype=np.float64)
+    ref_norms = ref.pow(2).sum(1)
     nearest = k + 1 if exclude_self else k
-    out = np.empty_like(z)
-    chunk = max(1, min(1024, GATHER_VALUES // (nearest * z.shape[1])))
-    for start in range(0, len(z), chunk):
-        q = z[start : start + chunk]
-        dist = (q**2).sum(1)[:, None] + ref_norms[None, :] - 2.0 * q @ ref.T
-        idx = np.argpartition(dist, nearest - 1, axis=1)[:, :nearest]
-        if exclude_self:
-            order = np.argsort(np.take_along_axis(dist, idx, 1), axis=1)[:, 1:]
-            idx = np.take_along_axis(idx, order, 1)
-        out[start : start + chunk] = ((q[:, None, :] - ref[idx]) ** 2).mean(1)
+    out = np.empty_like(queries)
+    chunk = max(1, min(4096, GATHER_VALUES // max(1, len(ref))))  # a (chunk, m) float32 distance block
+    threads = min(torch.get_num_threads(), threads_for_work(2.0 * min(chunk, len(queries)) * ref.numel()))
+    with torch.no_grad(), torch_threads(threads):
+        for start in range(0, len(queries), chunk):
+            q64 = torch.from_numpy(queries[start : start + chunk])
+            q = q64.float()
+            dist = torch.addmm(ref_norms, q, ref.T, alpha=-2.0).numpy()  # |r|^2 - 2 q.r: |q|^2 keeps the order
+            idx = np.argpartition(dist, nearest - 1, axis=1)[:, :nearest]  # 2x faster than torch.topk here
+            if exclude_self:  # the nearest of the k + 1 (the query itself) swapped to the end and dropped
+                rows, own = np.arange(len(idx)), np.take_along_axis(dist, idx, 1).argmin(1)
+                idx[rows, own] = idx[:, -1]
+                idx = idx[:, :-1]
+            idx = torch.from_numpy(idx)
+            m1 = torch.nn.functional.embedding_bag(idx, ref64, mode="mean")
+            m2 = torch.nn.functional.embedding_bag(idx, ref64_squared, mode="mean")
+            out[start : start + chunk] = ((q64 - m1).pow(2) + (m2 - m1 * m1).clamp_min(0.0)).numpy()
     return out
 
 
@@ -175,12 +233,13 @@ def reference_rows(n: int, n_features: int) -> np.ndarray:
 
 
 def fit_detector(model, x, score: str = COMBINED, contamination: float = 0.1, calibration=None,
-                 profile: bool = False) -> tuple[Detector, np.ndarray]:
+                 profile: bool = False, imputed=None) -> tuple[Detector, np.ndarray]:
     """The detector of a trained model on its training rows x (in the model's space), and their scores.
 
     calibration: held-out clean rows (neither trained on nor used as neighbours) whose sorted scores
     give novelty thresholds; None: none. profile: the rows are row-normalised profiles (scaling
-    'rownorm'), which take a tighter neighbourhood.
+    'rownorm'), which take a tighter neighbourhood. imputed: (N, D) bool, the inputs of x that hold
+    imputed values (they count their column's typical share).
     """
     check_number("contamination", contamination, 0.0, 0.5, low_open=True, phrase="must be a float in the range")
     if score != COMBINED:
@@ -188,36 +247,77 @@ def fit_detector(model, x, score: str = COMBINED, contamination: float = 0.1, ca
         train_scores = anomaly.score(model, x, score).astype(np.float64)
         detector = Detector(score, float(contamination), anomaly.threshold(train_scores, contamination), np.zeros(0))
     else:
-        detector, train_scores = _fit_combined(model, x, contamination, profile)
+        detector, train_scores = _fit_combined(model, x, contamination, profile, imputed)
     if calibration is not None and len(calibration):
         detector.calibration = np.sort(detector.scores(model, calibration))
     return detector, train_scores
 
 
-def _fit_combined(model, x, contamination: float, profile: bool) -> tuple[Detector, np.ndarray]:
+def _fit_combined(model, x, contamination: float, profile: bool, imputed=None) -> tuple[Detector, np.ndarray]:
     residual = anomaly.per_feature(model, x, "squared_error")  # checks x's shape and values first
     z = _flat(x)
     n = len(z)
     if n < 2:
         raise ConfigError(f"a detector needs at least 2 training rows, got {n}")
     keep = reference_rows(n, z.shape[1])
-    reference = z[keep]
     fraction, least = (PROFILE_NEIGHBOUR_FRACTION, PROFILE_MIN_NEIGHBOURS) if profile else (NEIGHBOUR_FRACTION,
                                                                                           MIN_NEIGHBOURS)
     k = int(min(len(keep) - 1, max(least, round(fraction * len(keep)))))
-    neighbours = np.empty_like(z)
-    in_reference = np.zeros(n, dtype=bool)
-    in_reference[keep] = True
-    neighbours[in_reference] = neighbour_terms(reference, k, z[in_reference], exclude_self=True)
-    if (~in_reference).any():
-        neighbours[~in_reference] = neighbour_terms(reference, k, z[~in_reference])
+    detector = Detector(COMBINED, float(contamination), 0.0, np.zeros(0), z[keep].astype(np.float32), k)
+    groups = model.config.categorical_groups
+    if groups:  # a table with categorical columns: every column in proportion (column_weights)
+        columns = input_columns(z.shape[1], groups)
+        ones = np.ones(z.shape[1])
+        detector.residual_weights, detector.neighbour_weights = column_weights(residual, columns), ones
+        # The neighbour distance weighs each column by its own median term, measured in the space it
+        # will be measured in: once with equal weights, then again with the weights of the first pass.
+        for _ in range(2):
+            terms = _training_neighbours(detector, z, keep)
+            detector.neighbour_weights = detector.neighbour_weights * column_weights(terms, columns)
+    residual = residual * (1.0 if detector.residual_weights is None else detector.residual_weights)
+    neighbours = _training_neighbours(detector, z, keep)
+    detector.typical = np.stack([np.median(residual, 0), np.median(neighbours, 0)])
+    if imputed is not None:
+        imputed = np.asarray(imputed, dtype=bool)
+        residual = np.where(imputed, detector.typical[0], residual)
+        neighbours = np.where(imputed, detector.typical[1], neighbours)
     r_train, n_train = residual.sum(1), neighbours.sum(1)
-    residual_scale = float(np.median(r_train)) or 1.0
-    neighbour_scale = float(np.median(n_train)) or 1.0
-    train_scores = RESIDUAL_WEIGHT * r_train / residual_scale + NEIGHBOUR_WEIGHT * n_train / neighbour_scale
-    threshold = anomaly.threshold(train_scores, contamination)
-    return Detector(COMBINED, float(contamination), threshold, np.zeros(0), reference.astype(np.float32), k,
-                    residual_scale, neighbour_scale), train_scores
+    detector.residual_scale = float(np.median(r_train)) or 1.0
+    detector.neighbour_scale = float(np.median(n_train)) or 1.0
+    train_scores = (RESIDUAL_WEIGHT * r_train / detector.residual_scale
+                    + NEIGHBOUR_WEIGHT * n_train / detector.neighbour_scale)
+    detector.threshold = anomaly.threshold(train_scores, contamination)
+    return detector, train_scores
+
+
+def _training_neighbours(detector: Detector, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The weighted neighbour terms of the training rows, each reference row left out of its own neighbours."""
+    neighbours = np.empty_like(z)
+    in_reference = np.zeros(len(z), dtype=bool)
+    in_reference[keep] = True
+    neighbours[in_reference] = detector.neighbours(z[in_reference], exclude_self=True)
+    if (~in_reference).any():
+        neighbours[~in_reference] = detector.neighbours(z[~in_reference])
+    return neighbours
+
+
+def input_columns(d: int, groups) -> np.ndarray:
+    """(D,) the column of each input: a categorical group's inputs share one, every other input is its own."""
+    columns = np.arange(d)
+    for start, width in groups:
+        columns[start : start + width] = start
+    return np.unique(columns, return_inverse=True)[1]
+
+
+def column_weights(terms: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """(D,) per input, 1 / the median over the training rows of its column's summed term, so that every
+    column adds about 1 on a normal row, whatever its encoding (a 50-level one-hot column's distance or
+    cross-entropy is larger than a number's squared error). A median below WEIGHT_FLOOR of the columns'
+    median is raised to it (an exactly reconstructed column must not turn noise into evidence)."""
+    medians = np.median(group_columns(terms, columns), 0)
+    floor = WEIGHT_FLOOR * float(np.median(medians))
+    medians = np.maximum(medians, floor) if floor > 0 else np.where(medians > 0, medians, 1.0)
+    return 1.0 / medians[columns]
 
 
 def group_columns(contributions: np.ndarray, groups) -> np.ndarray:

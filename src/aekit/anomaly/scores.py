@@ -26,19 +26,29 @@ from sklearn.preprocessing import MinMaxScaler
 from aekit.errors import ConfigError, check_number, unknown
 from aekit.inference import BATCH_SIZE, apply
 from aekit.models.config import ModelConfig
-from aekit.models.distributions import reconstruction_nll_per_example, reconstruction_nll_per_feature
+from aekit.models.distributions import (
+    categorical_terms,
+    reconstruction_nll_per_example,
+    reconstruction_nll_per_feature,
+)
 
 
 def _reconstruction_terms(model, x: torch.Tensor) -> torch.Tensor:
     # model.code is the deterministic code: the posterior mean for a VAE.
     out = model.decoder_out(model.code(x))
-    return reconstruction_nll_per_feature(model.config.reconstruction, out, x, model.log_sigma).flatten(1)
+    return reconstruction_nll_per_feature(model.config.reconstruction, out, x, model.log_sigma,
+                                          model.config.categorical_groups).flatten(1)
 
 
 def _squared_error_terms(model, x: torch.Tensor) -> torch.Tensor:
     # model(x) is the reconstruction in data space (probabilities for bce); x is not clipped here even
-    # when the model clips its input (ModelConfig.input_clip): a value far out counts fully.
-    return reconstruction_nll_per_feature("mse", model(x), x).flatten(1)
+    # when the model clips its input (ModelConfig.input_clip): a value far out counts fully. A categorical
+    # column (ModelConfig.categorical_groups) counts the cross-entropy of its observed level instead.
+    groups = model.config.categorical_groups
+    if not groups:
+        return reconstruction_nll_per_feature("mse", model(x), x).flatten(1)
+    out = model.decoder_out(model.code(x))
+    return categorical_terms((model.output(out) - x) ** 2, out, x, groups)
 
 
 def gaussian_smooth(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -82,7 +92,8 @@ def _negative_elbo(model, x: torch.Tensor) -> torch.Tensor:
     # not depend on which other rows share the batch. For reconstruction='mse' the first term is the
     # summed squared error: the Gaussian NLL with sigma^2 = 1/2 less a constant, same ranking.
     q = model.posterior_of(x)
-    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder_out(q.mean), x, model.log_sigma)
+    nll = reconstruction_nll_per_example(model.config.reconstruction, model.decoder_out(q.mean), x, model.log_sigma,
+                                         model.config.categorical_groups)
     return nll + q.kl()
 
 

@@ -119,6 +119,8 @@ class Dataset:
     # through to every output; and the names of the model's input features, in order.
     ids: object = None
     feature_names: list | None = None
+    # Tables only: (N, feature columns) bool, the cells that were empty and imputed (None: none were).
+    imputed: object = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -299,6 +301,21 @@ def choose_scaling(raw, scale: str, images: bool, table: bool = False) -> dict:
     return {"method": "standard", "mean": stats["mean"].tolist(), "std": std.tolist()}
 
 
+def keep_unit(scaling: dict, unit) -> dict:
+    """scaling with the features in `unit` left as they are (one-hot inputs stay 0 or 1: a robust or
+    standard scaling would blow a rare level up to tens of spreads and let it dominate the score)."""
+    unit = list(unit)
+    if not unit:
+        return scaling
+    scaling = dict(scaling)
+    for key, value in {"center": 0.0, "scale": 1.0, "mean": 0.0, "std": 1.0, "min": 0.0, "max": 1.0}.items():
+        if isinstance(scaling.get(key), list):
+            scaling[key] = list(scaling[key])
+            for j in unit:
+                scaling[key][j] = value
+    return scaling
+
+
 def check_finite(raw: np.ndarray, where: str, drop_nan: bool):
     """Rows to keep (all, or only the finite ones with drop_nan) or a DataError saying how many and where."""
     flat = raw.reshape(raw.shape[0], -1)
@@ -316,15 +333,15 @@ def check_finite(raw: np.ndarray, where: str, drop_nan: bool):
 
 
 def make_dataset(raw, name: str, y=None, scale: str = "auto", images: bool = False, info=None, memmap: bool = False,
-                 input_shape=None, table: bool = False) -> Dataset:
+                 input_shape=None, table: bool = False, unit=None) -> Dataset:
     """Scale raw (N, ...) numbers into a Dataset; memory-mapped raw stays on disk. table: the rows of a
-    table (its 'auto' scaling is robust)."""
+    table (its 'auto' scaling is robust). unit: indices of features kept as they are (one-hot inputs)."""
     if raw.shape[0] == 0:
         raise DataError(f"{name}: no examples (empty)")
     shape = tuple(input_shape) if input_shape is not None else tuple(raw.shape[1:])
     if math.prod(shape) != math.prod(raw.shape[1:]):
         raise DataError(f"{name}: input_shape {shape} does not hold examples of shape {tuple(raw.shape[1:])}")
-    scaling = choose_scaling(raw, scale, images, table)
+    scaling = keep_unit(choose_scaling(raw, scale, images, table), unit or [])
     if memmap:
         x = MappedArray(raw, shape, scaling)
     else:

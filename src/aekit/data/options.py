@@ -114,6 +114,7 @@ _CHECKS = {
     "scale": lambda n, v: check_choice(n, v, SCALES, error=DataError),
     "color": lambda n, v: check_choice(n, v, COLORS, error=DataError),
     "drop_nan": _bool,
+    "missing": lambda n, v: check_choice(n, v, ("impute", "drop", "error"), error=DataError),
     "download": _bool,
     "header": _header,
     "delimiter": _delimiter,

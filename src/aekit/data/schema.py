@@ -32,6 +32,14 @@ CARRIED_ROLES = ("id", "timestamp", "text")  # kept out of the features, carried
 CELL_BYTES = 8  # a float64 cell of the DataFrame (strings are stored about as compactly as in the file)
 TEXT_BYTES_PER_CELL = 2  # the fewest bytes a cell takes in a text table: one character and a delimiter
 MAX_CATEGORIES = 50
+# Levels of a categorical feature (the rule of issue 24): a level seen fewer than max(MIN_LEVEL_COUNT,
+# MIN_LEVEL_SHARE of the rows) times joins OTHER, and at most MAX_LEVELS levels are kept (the most
+# frequent), so a column of 5,000 levels takes at most MAX_LEVELS + 2 inputs. Every categorical also has
+# OTHER (a level unseen in training lands there) and MISSING (an empty cell): the model learns how
+# likely each is, so an unseen or missing category counts as what it is.
+MIN_LEVEL_COUNT, MIN_LEVEL_SHARE, MAX_LEVELS = 5, 0.005, 50
+OTHER, MISSING = "(other)", "(missing)"
+MISSING_POLICIES = ("impute", "drop", "error")
 DATE_SAMPLE = 1000  # values tried as dates before the whole column is
 # An identifier's name: id, key, index, uuid ... alone or after a separator (user_id, order-no), camelCase
 # (userId, rowKey), or what pandas names an unnamed index column (Unnamed: 0).
@@ -93,6 +101,11 @@ class TableSchema:
     ids: list = field(default_factory=list)
     roles: dict = field(default_factory=dict)
     label_column: str | None = None
+    # Empty cells of the features: "impute" (a numeric column's training median from `fill`, a
+    # categorical's MISSING level), "drop" (their rows) or "error". Schemas written before these
+    # fields existed read as "error" with no fill (what those versions did).
+    missing: str = "impute"
+    fill: dict = field(default_factory=dict)  # numeric column -> its median on the training rows
 
     def encoded_names(self) -> list[str]:
         """One name per model input: a numeric column's name, "column=value" for each category."""
@@ -111,7 +124,22 @@ class TableSchema:
         """A plain dict of lists, dicts and strings (json.dumps writes it as is)."""
         return {"features": list(self.features), "numeric": list(self.numeric),
                 "categorical": {k: list(v) for k, v in self.categorical.items()}, "ids": list(self.ids),
-                "roles": dict(self.roles), "label_column": self.label_column}
+                "roles": dict(self.roles), "label_column": self.label_column, "missing": self.missing,
+                "fill": dict(self.fill)}
+
+    def unit_inputs(self) -> list[int]:
+        """The indices of the one-hot inputs (categorical levels): 0 or 1, never rescaled."""
+        return [j for j, i in enumerate(self.groups()) if self.features[i] in self.categorical]
+
+    def softmax_groups(self) -> list[list[int]]:
+        """[start, width] of each categorical column's one-hot inputs (ModelConfig.categorical_groups)."""
+        out, j = [], 0
+        for column in self.features:
+            width = len(self._inputs(column))
+            if column in self.categorical and width >= 2:
+                out.append([j, width])
+            j += width
+        return out
 
     @classmethod
     def from_json(cls, data) -> TableSchema:
@@ -124,10 +152,13 @@ class TableSchema:
         if not isinstance(data, dict):
             raise DataError(f"table schema must be a mapping, got {type(data).__name__}")
         expected = ("features", "numeric", "categorical", "ids", "roles", "label_column")
-        missing, unknown = [k for k in expected if k not in data], [k for k in data if k not in expected]
+        optional = ("missing", "fill")  # newer fields: an older schema without them reads as it was written
+        missing = [k for k in expected if k not in data]
+        unknown = [k for k in data if k not in expected + optional]
         if missing or unknown:
-            raise DataError(f"table schema: missing fields {missing}, unknown fields {unknown}; expected {list(expected)}")
-        schema = cls(**{k: data[k] for k in expected})
+            raise DataError(f"table schema: missing fields {missing}, unknown fields {unknown}; "
+                            f"expected {list(expected + optional)}")
+        schema = cls(**{k: data[k] for k in expected}, missing=data.get("missing", "error"), fill=data.get("fill", {}))
         _validate(schema)
         return schema
 
@@ -163,6 +194,12 @@ def _validate(schema: TableSchema) -> None:
     label = schema.label_column
     if label is not None and (not isinstance(label, str) or roles.get(label, "label") != "label"):
         raise DataError(f"table schema: 'label_column' must be a column with the role 'label', got {label!r}")
+    if schema.missing not in MISSING_POLICIES:
+        raise DataError(f"table schema: 'missing' must be one of {MISSING_POLICIES}, got {schema.missing!r}")
+    fill = schema.fill
+    if not isinstance(fill, dict) or not all(k in numeric and isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             and math.isfinite(v) for k, v in fill.items()):
+        raise DataError(f"table schema: 'fill' must map numeric columns to finite numbers, got {fill!r}")
 
 
 def as_schema(schema) -> TableSchema:
@@ -198,7 +235,8 @@ def _resolve(names: list, spec, option: str, where: str) -> list:
     return out
 
 
-def infer_schema(frame, columns=None, exclude=None, categorical=None, id_columns=None, label_column=None) -> TableSchema:
+def infer_schema(frame, columns=None, exclude=None, categorical=None, id_columns=None, label_column=None,
+                 missing="impute") -> TableSchema:
     """Every column's role, guessed from its values unless an option says so.
 
     Rules, for a column that no option names:
@@ -221,9 +259,13 @@ def infer_schema(frame, columns=None, exclude=None, categorical=None, id_columns
     columns= the features are these columns only, in this order (numeric when they parse as numbers, else
     categorical); other columns are still carried when they are ids, timestamps or text.
     exclude= drops columns, categorical= encodes columns as categories (an integer code column, say),
-    id_columns= carries columns as identifiers. label_column= is the label.
+    id_columns= carries columns as identifiers. label_column= is the label. missing= the policy for
+    empty cells of the features (MISSING_POLICIES; recorded, so new files are read the same way).
+    Categorical levels are pooled (pooled_levels); numeric columns record their median (fill).
     """
     where = _where(frame)
+    if missing not in MISSING_POLICIES:
+        raise DataError(f"missing must be one of {', '.join(MISSING_POLICIES)}, got {missing!r}{suggest(str(missing), MISSING_POLICIES)}")
     frame = _named(frame, where)
     names = list(frame.columns)
     label = _resolve(names, [label_column], "label_column", where)[0] if label_column is not None else None
@@ -244,7 +286,7 @@ def infer_schema(frame, columns=None, exclude=None, categorical=None, id_columns
         else:
             roles[name] = _chosen_role(frame, name, chosen)
     order = [*(chosen or []), *(c for c in names if c not in (chosen or []))]  # columns= orders the features
-    return _schema(frame, order, roles, label, where)
+    return _schema(frame, order, roles, label, where, missing)
 
 
 def _chosen_role(frame, name: str, chosen) -> str:
@@ -264,15 +306,37 @@ def _chosen_role(frame, name: str, chosen) -> str:
     return role
 
 
-def _schema(frame, order: list, roles: dict, label, where: str) -> TableSchema:
+def _schema(frame, order: list, roles: dict, label, where: str, missing: str) -> TableSchema:
     features = [c for c in order if roles[c] in FEATURE_ROLES]
     if not features:
         raise DataError(f"{where}: no feature columns left (roles: {roles}); "
                         "name some with columns= or categorical=")
-    categorical = {c: _categories(frame[c]) for c in features if roles[c] == "categorical"}
-    return TableSchema(features=features, numeric=[c for c in features if roles[c] == "numeric"],
+    categorical = {c: pooled_levels(frame[c]) for c in features if roles[c] == "categorical"}
+    numeric = [c for c in features if roles[c] == "numeric"]
+    return TableSchema(features=features, numeric=numeric,
                        categorical=categorical, ids=[c for c in frame.columns if roles[c] in CARRIED_ROLES],
-                       roles=roles, label_column=label)
+                       roles=roles, label_column=label, missing=missing, fill={c: _median(frame[c]) for c in numeric})
+
+
+def _median(series) -> float:
+    """A numeric column's median over its finite values (0 when it has none): what fills its empty cells."""
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else 0.0
+
+
+def pooled_levels(series) -> list[str]:
+    """A categorical column's levels: those seen at least max(MIN_LEVEL_COUNT, MIN_LEVEL_SHARE of the
+    rows) times, at most MAX_LEVELS of them (the most frequent; ties in the order the rows show them),
+    then OTHER and MISSING."""
+    strings = _category_strings(series)
+    counts = Counter(s for s in strings.tolist() if s != "")
+    least = max(MIN_LEVEL_COUNT, MIN_LEVEL_SHARE * len(strings))
+    kept = [v for v, n in counts.most_common() if n >= least and v not in (OTHER, MISSING)][:MAX_LEVELS]
+    first = {v: i for i, v in enumerate(dict.fromkeys(strings.tolist()))}
+    return [*sorted(kept, key=first.__getitem__), OTHER, MISSING]
 
 
 def looks_like_id(name: str) -> bool:

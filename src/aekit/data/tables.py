@@ -22,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aekit.data.base import Dataset, check_allocation, check_finite, check_regular_file, make_dataset
+from aekit.data.base import Dataset, check_allocation, check_regular_file, make_dataset
+from aekit.data.missing import apply_policy
 from aekit.data.schema import (
     _MISSING_TEXT,
     CELL_BYTES,
+    MISSING,
+    OTHER,
     _category_strings,
     _check_unique,
     _named,
@@ -284,7 +287,8 @@ def _parquet_columns(path: Path, columns: list):
 
 def encode(frame, schema) -> np.ndarray:
     """(n_rows, len(schema.encoded_names())) float64 model inputs: numeric columns as numbers (missing
-    values NaN), categorical ones one-hot (a category the schema does not know: all zeros)."""
+    values NaN), categorical ones one-hot (a category the schema does not know: its OTHER level, an
+    empty cell its MISSING level; a schema without them: all zeros). encode_rows applies the missing policy."""
     schema = as_schema(schema)
     where = _where(frame)
     frame = _named(frame, where)
@@ -310,7 +314,12 @@ def encode(frame, schema) -> np.ndarray:
 def _one_hot(series, categories: list) -> np.ndarray:
     import pandas as pd
 
-    codes = pd.Index(categories).get_indexer(_category_strings(series))  # -1: a category the schema lacks
+    strings = _category_strings(series)
+    codes = pd.Index(categories).get_indexer(strings)  # -1: a category the schema lacks
+    if OTHER in categories:
+        codes[codes < 0] = categories.index(OTHER)
+    if MISSING in categories:
+        codes[strings == ""] = categories.index(MISSING)
     out = np.zeros((len(series), len(categories)))
     known = np.flatnonzero(codes >= 0)
     out[known, codes[known]] = 1.0
@@ -358,6 +367,15 @@ def decode(x, schema):
     return pd.DataFrame(columns, columns=schema.features)
 
 
+# ----- empty cells -----
+
+
+def encode_rows(frame, schema, missing=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(x, empty, keep): encode, then the missing policy (missing=None: the schema's; missing.apply_policy)."""
+    schema = as_schema(schema)
+    return apply_policy(frame, schema, encode(frame, schema), missing)
+
+
 # ----- the Dataset -----
 
 
@@ -368,16 +386,20 @@ def is_frame(value) -> bool:
 
 
 def load_table(path_or_frame, label_column=None, columns=None, exclude=None, categorical=None, id_columns=None,
-               header="auto", delimiter=None, scale="auto", drop_nan=False, schema=None) -> Dataset:
+               header="auto", delimiter=None, scale="auto", drop_nan=False, schema=None, missing=None) -> Dataset:
     """A table (.csv, .tsv, .txt, .parquet file or pandas DataFrame) as a Dataset.
 
     Column roles are inferred (see infer_schema) unless `schema` (a TableSchema, its JSON, or the
     path of a .json file holding it: a training set's `ds.info["table"]`) fixes them, so that new
     files are encoded exactly like the training file. Labels: integers, or class names as sorted
-    integer codes (names in info["classes"]). Missing numbers are refused unless drop_nan=True
-    drops their rows. scale="auto" is the robust scaling. ds.ids holds the id, timestamp and text
-    columns row-aligned with ds.x (None when there are none); ds.feature_names the model inputs.
+    integer codes (names in info["classes"]). missing: "impute" (inferring a schema: the default),
+    "drop" or "error" (encode_rows); with a given schema, None is the policy it records; drop_nan=True
+    is missing="drop". scale="auto" is the robust scaling, the one-hot inputs stay 0 or 1. ds.ids holds
+    the id, timestamp and text columns row-aligned with ds.x (None when there are none); ds.feature_names
+    the model inputs; ds.imputed the empty (imputed) cells per feature column, or None when there are none.
     """
+    if missing is None and drop_nan:
+        missing = "drop"
     if is_frame(path_or_frame):
         frame, name, info = path_or_frame.copy(deep=False), "DataFrame", {}
         frame.attrs = {"source": "DataFrame"}
@@ -387,7 +409,7 @@ def load_table(path_or_frame, label_column=None, columns=None, exclude=None, cat
         name, info = Path(path_or_frame).name, {"path": str(path_or_frame)}
     where = _where(frame)
     if schema is None:
-        schema = infer_schema(frame, columns, exclude, categorical, id_columns, label_column)
+        schema = infer_schema(frame, columns, exclude, categorical, id_columns, label_column, missing or "impute")
         label_column = schema.label_column
     else:
         schema = as_schema(schema)
@@ -399,18 +421,20 @@ def load_table(path_or_frame, label_column=None, columns=None, exclude=None, cat
             label_column = _resolve(list(frame.columns), [label_column], "label_column", where)[0]
         elif schema.label_column in frame.columns:
             label_column = schema.label_column
-    x = encode(frame, schema)
+    x, empty, keep = encode_rows(frame, schema, missing)
     labels = _labels(frame[label_column], info) if label_column is not None else None
     carried = [c for c in schema.ids if c in frame.columns and c != label_column]
     ids = carried_columns(frame, carried) if carried else None
-    keep = check_finite(x, where, drop_nan)
     if keep is not None:
-        x, labels = x[keep], None if labels is None else labels[keep]
+        if not keep.any():
+            raise DataError(f"{where}: every row has an empty cell, so missing='drop' leaves none")
+        labels = None if labels is None else labels[keep]
         ids = None if ids is None else ids[keep].reset_index(drop=True)
         info["dropped_rows"] = int((~keep).sum())
     info.update({"columns": schema.encoded_names(), "table": schema.to_json()})
-    ds = make_dataset(x, name, labels, scale, info=info, table=True)
+    ds = make_dataset(x, name, labels, scale, info=info, table=True, unit=schema.unit_inputs())
     ds.ids, ds.feature_names = ids, schema.encoded_names()
+    ds.imputed = empty if empty.any() else None
     return ds
 
 

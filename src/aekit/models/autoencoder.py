@@ -38,6 +38,7 @@ from aekit.models.distributions import (
     free_bits_kl,
     log_likelihood_per_example,
     reconstruction_nll,
+    softmax_groups,
     standard_normal_log_prob,
 )
 
@@ -156,8 +157,10 @@ class Autoencoder(nn.Module):
         return self._decoder_out(z, self.condition(labels, len(z)))
 
     def output(self, out: torch.Tensor) -> torch.Tensor:
-        """Decoder output -> data space: probabilities for bce, means otherwise."""
-        return torch.sigmoid(out) if self.config.reconstruction == "bce" else out
+        """Decoder output -> data space: probabilities for bce, means otherwise; a categorical group's
+        logits -> the probabilities of its levels (softmax)."""
+        values = torch.sigmoid(out) if self.config.reconstruction == "bce" else out
+        return softmax_groups(values, out, self.config.categorical_groups)
 
     def decoded(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Codes -> data space (probabilities or means)."""
@@ -238,7 +241,8 @@ class Autoencoder(nn.Module):
         # .float(): under bf16/fp16 autocast the layers run in low precision, the losses in float32.
         z = code.float()
         z_noisy = self.noisy_code(z)
-        nll = reconstruction_nll(c.reconstruction, self.decoder(z_noisy).float(), self.target(x), self.log_sigma)
+        nll = reconstruction_nll(c.reconstruction, self.decoder(z_noisy).float(), self.target(x), self.log_sigma,
+                                 c.categorical_groups)
         total, terms = nll, {"reconstruction": nll}
         if c.rate_weight > 0:
             r = penalties.code_rate_bits(z_noisy, self.code_density, c.code_noise)
@@ -325,6 +329,8 @@ class Autoencoder(nn.Module):
             return
         if self.config.reconstruction == "bce":
             mean = torch.logit(mean.clamp(1e-3, 1 - 1e-3))
+        for start, width in self.config.categorical_groups:  # softmax logits: the levels' log frequencies
+            mean[start : start + width] = x.flatten(1)[:, start : start + width].mean(0).clamp(min=1e-3).log()
         with torch.no_grad():
             last.bias.copy_(mean.to(last.bias.device))
 
@@ -388,7 +394,8 @@ class VariationalAutoencoder(Autoencoder):
             bound, log_px = self._importance_weighted(x, q, y, c.iwae_samples)
             return LossTerms(-bound.mean(), reconstruction=-log_px.mean(), kl=q.kl().mean())
         z = q.sample()
-        nll = reconstruction_nll(c.reconstruction, self._decoder_out(z, y).float(), self.target(x), self.log_sigma)
+        nll = reconstruction_nll(c.reconstruction, self._decoder_out(z, y).float(), self.target(x), self.log_sigma,
+                                 c.categorical_groups)
         kl_dims = q.kl_per_dimension()
         kl = kl_dims.sum(1).mean()
         if not self.training:
@@ -413,7 +420,7 @@ class VariationalAutoencoder(Autoencoder):
             z = q.sample(s)  # (s, n, k)
             out = self._decoder_out(z.reshape(s * n, -1), None if y is None else y.repeat(s, 1)).float()
             log_px = log_likelihood_per_example(self.config.reconstruction, out, x.repeat(s, *([1] * (x.dim() - 1))),
-                                                self.log_sigma).reshape(s, n)
+                                                self.log_sigma, self.config.categorical_groups).reshape(s, n)
             log_w = log_px + standard_normal_log_prob(z) - q.log_prob(z)
             running = torch.logaddexp(running, torch.logsumexp(log_w, dim=0))
             log_px_sum = log_px_sum + log_px.sum(0)

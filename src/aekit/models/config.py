@@ -79,6 +79,11 @@ class ModelConfig:
     # values: the network learns the bulk of every feature, never its tails, while a score compares the
     # reconstruction with the unclipped input, so a value far out counts fully. None: no clipping.
     input_clip: float | None = None
+    # Tables: [start, width] of each categorical column's one-hot inputs (TableSchema.softmax_groups). The
+    # decoder gives such a group logits, its reconstruction is a distribution over the levels (softmax) and
+    # its loss the cross-entropy of the observed level, in nats: one term per column, not one squared
+    # error per level. Vector input only; reconstruction "mse" or "bce" for the other inputs.
+    categorical_groups: tuple[tuple[int, int], ...] = ()
     # Learned compression (Balle et al. 2017): uniform noise U(-w/2, w/2) added to the code in training,
     # w = code_noise, stands in for rounding it to a grid of step w; rate_weight (lambda) adds lambda *
     # the code's rate in bits under a learned per-dimension logistic density. codec.compress(..., step=w)
@@ -166,7 +171,35 @@ class ModelConfig:
                 )
         check_int("contractive_projections", self.contractive_projections, 0)
         check_int("seed", self.seed, 0, 2**63 - 1)
+        self._validate_groups()
         return self
+
+    def _validate_groups(self) -> None:
+        """categorical_groups: sorted, non-overlapping [start, width] pairs (width >= 2) inside a vector input."""
+        try:
+            groups = tuple((int(start), int(width)) for start, width in self.categorical_groups)
+            exact = all(int(a) == a and int(b) == b and not isinstance(a, bool) and not isinstance(b, bool)
+                        for a, b in self.categorical_groups)
+        except (TypeError, ValueError):
+            groups, exact = (), False
+        if not exact:
+            raise ConfigError(f"categorical_groups must be a list of [start, width] pairs of ints, "
+                              f"got {self.categorical_groups!r}")
+        self.categorical_groups = groups
+        if not groups:
+            return
+        if len(self.input_shape) != 1:
+            raise ConfigError(f"categorical_groups are columns of a table: they need a vector input_shape (D,), "
+                              f"got {self.input_shape}")
+        if self.reconstruction not in ("mse", "bce"):
+            raise ConfigError(f"categorical_groups need reconstruction 'mse' or 'bce' for the other inputs, "
+                              f"got {self.reconstruction!r}")
+        end = 0
+        for start, width in groups:
+            if start < end or width < 2 or start + width > self.input_size:
+                raise ConfigError(f"categorical_groups: [{start}, {width}] does not fit the input of "
+                                  f"{self.input_size} features (groups sorted, non-overlapping, width >= 2)")
+            end = start + width
 
     def inactive_options(self) -> set[str]:
         """Options whose value has no effect with the others (a report lists the rest)."""

@@ -20,37 +20,71 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def reconstruction_nll_per_feature(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+def reconstruction_nll_per_feature(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None,
+                                   groups=()) -> torch.Tensor:
     """Reconstruction loss of each feature of each example (x's shape).
 
     bce: -log Bernoulli(x | sigmoid(out)) in nats, computed from logits for stability.
     mse: squared error. gaussian: -log N(x | out, sigma^2) in nats; gaussian_per_feature:
     -log N(x | out, diag sigma^2), log_sigma holding one value per feature (it broadcasts).
+    groups: [start, width] of one-hot categorical inputs whose `out` are logits (categorical_terms).
     """
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(out, x, reduction="none")
-    if kind == "mse":
-        return (out - x) ** 2
-    # gaussian: one learned log standard deviation, or one per feature
-    return 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
+        terms = F.binary_cross_entropy_with_logits(out, x, reduction="none")
+    elif kind == "mse":
+        terms = (out - x) ** 2
+    else:  # gaussian: one learned log standard deviation, or one per feature
+        terms = 0.5 * ((out - x) * torch.exp(-log_sigma)) ** 2 + log_sigma + 0.5 * LOG_2PI
+    return categorical_terms(terms, out, x, groups)
 
 
-def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+def categorical_terms(terms: torch.Tensor, logits: torch.Tensor, x: torch.Tensor, groups) -> torch.Tensor:
+    """terms (N, D) with each group's inputs replaced by the cross-entropy of the observed level under
+    softmax(logits of the group): -x_l log p_l per level l, which sums to -log p(observed) over the group
+    (all zeros, a level the group lacks, gives 0)."""
+    if not groups:
+        return terms
+    pieces, end = [], 0
+    for start, width in groups:
+        pieces.append(terms[:, end:start])
+        pieces.append(-x[:, start : start + width] * F.log_softmax(logits[:, start : start + width], dim=1))
+        end = start + width
+    pieces.append(terms[:, end:])
+    return torch.cat(pieces, dim=1)
+
+
+def softmax_groups(values: torch.Tensor, logits: torch.Tensor, groups) -> torch.Tensor:
+    """values (N, D) with each group's inputs replaced by softmax(logits of the group): probabilities."""
+    if not groups:
+        return values
+    pieces, end = [], 0
+    for start, width in groups:
+        pieces.append(values[:, end:start])
+        pieces.append(torch.softmax(logits[:, start : start + width], dim=1))
+        end = start + width
+    pieces.append(values[:, end:])
+    return torch.cat(pieces, dim=1)
+
+
+def reconstruction_nll_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None,
+                                   groups=()) -> torch.Tensor:
     """Reconstruction loss of each example (N,), summed over its features (reconstruction_nll_per_feature)."""
-    return reconstruction_nll_per_feature(kind, out, x, log_sigma).flatten(1).sum(1)
+    return reconstruction_nll_per_feature(kind, out, x, log_sigma, groups).flatten(1).sum(1)
 
 
-def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+def reconstruction_nll(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None, groups=()) -> torch.Tensor:
     """The per-example reconstruction loss averaged over the batch (the training term)."""
-    return reconstruction_nll_per_example(kind, out, x, log_sigma).mean()
+    return reconstruction_nll_per_example(kind, out, x, log_sigma, groups).mean()
 
 
-def log_likelihood_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None) -> torch.Tensor:
+def log_likelihood_per_example(kind: str, out: torch.Tensor, x: torch.Tensor, log_sigma=None,
+                               groups=()) -> torch.Tensor:
     """log p(x | z) per example, in nats. For 'mse', the Gaussian with sigma^2 = 1/2, of which the
-    summed squared error is the negative log up to the constant added here."""
-    nll = reconstruction_nll_per_example(kind, out, x, log_sigma)
+    summed squared error is the negative log up to the constant added here (for the inputs that are
+    not categorical groups: those are already a log-probability)."""
+    nll = reconstruction_nll_per_example(kind, out, x, log_sigma, groups)
     if kind == "mse":
-        nll = nll + 0.5 * x[0].numel() * math.log(math.pi)
+        nll = nll + 0.5 * (x[0].numel() - sum(w for _, w in groups)) * math.log(math.pi)
     return -nll
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aekit.data.schema import as_schema
 from aekit.errors import ConfigError, ConfigWarning, unknown
 from aekit.models.autoencoder import Autoencoder, VariationalAutoencoder
 from aekit.models.config import ModelConfig
@@ -22,7 +23,7 @@ from aekit.models.linear_gaussian import LinearGaussian
 # Options shared by the deterministic kinds: architecture, penalties and corruption,
 # so that e.g. a sparse denoising autoencoder is `build("sparse", noise="masking")`.
 _NETWORK = dict(latent_dim=16, hidden=(256, 64), activation="relu", architecture="mlp", channels=(32, 64),
-                dropout=0.0, input_clip=None)
+                dropout=0.0, input_clip=None, categorical_groups=())
 _PLAIN = dict(
     _NETWORK,
     code_activation="linear",
@@ -165,13 +166,17 @@ def table_network(n_features: int) -> dict:
     return {"hidden": (width,), "latent_dim": code}
 
 
-def data_defaults(kind: str, n_features: int, binary: bool = False, scaling: str | None = "robust") -> dict:
+def data_defaults(kind: str, n_features: int, binary: bool = False, scaling: str | None = "robust",
+                  groups=()) -> dict:
     """The options a table decides when the user does not set them: the network's size from the number
     of features, squared error unless every column is binary (then the Bernoulli likelihood), dropout,
-    and, for robust-scaled input, the input clip. Only options the kind has and does not fix."""
+    for robust-scaled input the input clip, and the categorical columns' groups of one-hot inputs
+    (categorical_groups, from the table's schema). Only options the kind has and does not fix."""
     spec = get_kind(kind)
     wanted = {**table_network(n_features), "reconstruction": "bce" if binary else "mse", "dropout": TABLE_DROPOUT,
               "input_clip": TABLE_INPUT_CLIP if scaling == "robust" else None}
+    if groups:
+        wanted["categorical_groups"] = tuple(tuple(g) for g in groups)
     if spec.options.get("pretrain_epochs"):  # greedy pretraining pairs plain Linear layers (config.validate)
         wanted.pop("dropout"), wanted.pop("input_clip")
     return {k: v for k, v in wanted.items() if k in spec.options and k not in spec.fixed}
@@ -183,8 +188,10 @@ def data_defaults_for(kind: str, data) -> dict:
     if getattr(data, "feature_names", None) is None:
         return {}
     x = np.asarray(data.x[: min(len(data), 100_000)])
+    table = (getattr(data, "info", None) or {}).get("table")
+    groups = as_schema(table).softmax_groups() if table is not None and len(data.input_shape) == 1 else ()
     return data_defaults(kind, math.prod(data.input_shape), binary=bool(np.isin(x, (0, 1)).all()),
-                         scaling=(data.scaling or {}).get("method"))
+                         scaling=(data.scaling or {}).get("method"), groups=groups)
 
 
 def model_class(config: ModelConfig) -> type[Autoencoder]:
