@@ -435,7 +435,7 @@ def _no_scorer(run: Run | None) -> str | None:
     if run is None:
         return "a model without its run folder has no anomaly detector or scaling: export the run folder"
     if run.detector is None:
-        return f"the run {run.folder} has no anomaly detector (its training did not finish)"
+        return f"the run {run.folder} has no anomaly detector: {run.why_no_detector()}"
     return None
 
 

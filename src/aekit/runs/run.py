@@ -45,6 +45,7 @@ from aekit.runs.storage import (
     read_tensor_shapes,
     write_json,
     write_tensors,
+    write_text,
 )
 
 FORMAT = "aekit-run"
@@ -58,6 +59,9 @@ REPORT = "report.html"
 LOCK = ".lock"
 STATE_PREFIX = "state."  # tensors of the training state inside weights.safetensors
 DETECTOR_PREFIX = detection.PREFIX  # and of the anomaly detector fitted at the end of training
+# And of a saved scikit-learn estimator's own fitted arrays (aekit.sklearn: its scaler, training scores);
+# its parameters and the rest are config.json's "estimator" section.
+ESTIMATOR_PREFIX = "estimator."
 # Options of a recorded data source that could make a replay reach the network or write
 # somewhere: dropped when a run replays its source (only the user's own command gives them).
 _UNSAFE_SOURCE_OPTIONS = ("mirrors", "data_dir", "download")
@@ -131,12 +135,26 @@ def write_config(folder: Path, model: Autoencoder, **sections) -> None:
                                        "library_version": __version__, "model": model.config.to_json(), **sections})
 
 
-def save(model: Autoencoder, folder, overwrite: bool = False) -> Path:
-    """Save a model (trained in memory, e.g. without `out=`) as a run folder that `load` reads back.
+def save(model, folder, overwrite: bool = False) -> Path:
+    """Save a model (trained in memory, e.g. without `out=`) as a run folder that `load` reads back; or
+    a fitted estimator of aekit.sklearn, by its own `save` (model, preprocessing, detector, parameters).
 
     Refuses a folder that already holds a run unless overwrite=True, and a non-empty folder
     that holds something else.
     """
+    if isinstance(model, Autoencoder):
+        return write_run(folder, model, overwrite)
+    if callable(getattr(model, "save", None)) and hasattr(model, "get_params"):  # aekit.sklearn: a stage above
+        return model.save(folder, overwrite=overwrite)
+    raise ConfigError(f"ae.save saves a model (ae.build, ae.fit, ae.load) or a fitted estimator of aekit.sklearn, "
+                      f"got {type(model).__name__}")
+
+
+def write_run(folder, model: Autoencoder, overwrite: bool = False, sections: dict | None = None,
+              tensors: dict | None = None, metadata: dict | None = None, history: History | None = None) -> Path:
+    """A complete run folder: the model's weights with `tensors` and `metadata` in weights.safetensors,
+    history.csv, and config.json with `sections` written last (a folder whose config.json is there
+    always has its weights: "interrupted before the first epoch" stays true of training only)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"{folder} exists and is not a folder")
@@ -145,10 +163,12 @@ def save(model: Autoencoder, folder, overwrite: bool = False) -> Path:
     if folder.is_dir() and not (folder / CONFIG).exists() and any(folder.iterdir()):
         raise CheckpointError(f"{folder} is not empty and holds no run of ours: choose an empty or new folder")
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (HISTORY, METRICS, REPORT):  # of the run it replaces
+    write_tensors(folder / WEIGHTS, {**model.state_dict(), **(tensors or {})}, metadata)  # a failure: old run intact
+    for stale in (CONFIG, HISTORY, METRICS, REPORT):  # of the run it replaces
         (folder / stale).unlink(missing_ok=True)
-    write_config(folder, model)
-    save_weights(model, folder)
+    if history:
+        write_text(folder / HISTORY, history.to_csv())
+    write_config(folder, model, **(sections or {}))
     return folder
 
 
@@ -179,7 +199,8 @@ OPTIONAL_TENSORS = ("code_mean", "code_cholesky")  # the plain autoencoder's cod
 def check_weights_file(config: ModelConfig, path: Path) -> list[str]:
     """The weights file holds exactly the tensors of config's model (read from its header only);
     returns the names of the model's tensors it holds."""
-    stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith((STATE_PREFIX, DETECTOR_PREFIX))}
+    ours = (STATE_PREFIX, DETECTOR_PREFIX, ESTIMATOR_PREFIX)
+    stored = {k: v for k, v in read_tensor_shapes(path).items() if not k.startswith(ours)}
     expected = {k: v for k, v in _model_shapes(config).items() if k in stored or k not in OPTIONAL_TENSORS}
     missing, foreign = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     if missing or foreign:
@@ -266,10 +287,26 @@ class Run:
     # The anomaly detector of the final weights (score, threshold learnt on the training rows,
     # held-out scores for novelty thresholds); None for a run whose training did not finish.
     detector: detection.Detector | None = None
+    # The class of the aekit.sklearn estimator the folder was saved from (its "estimator" section), or None.
+    estimator: str | None = None
 
     @property
     def config(self) -> ModelConfig:
         return self.model.config
+
+    def why_no_detector(self) -> str:
+        """Why the run has no anomaly detector, in words: "its training did not finish" only when it did not."""
+        if self.estimator is not None:
+            return (f"it was saved from an {self.estimator}, which has none: save a fitted AutoencoderOutlierDetector"
+                    if self.estimator != "AutoencoderOutlierDetector" else
+                    "its AutoencoderOutlierDetector scores with a smoothing a run's detector does not apply: "
+                    "load it with AutoencoderOutlierDetector.load")
+        if not self.segments and not self.training:
+            return ("it was saved with ae.save from a model, and a detector is fitted on the training data: train "
+                    "with ae.fit(..., out=...) or `aekit train`, or save a fitted AutoencoderOutlierDetector")
+        if self.segments and "epochs_reached" not in self.segments[-1]:
+            return "its training did not finish (resume it, or train again)"
+        return "it was trained by an aekit that fitted no detector (train it again)"
 
     @property
     def scaling(self) -> dict | None:
@@ -326,8 +363,11 @@ def load_run(folder, device: str | None = None) -> Run:
     segments = config.get("segments", [])
     if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
         raise CheckpointError(f"{folder / CONFIG}: field 'segments' must be a list of mappings")
+    estimator = _section(config, "estimator", folder).get("class")
+    if estimator is not None and not isinstance(estimator, str):
+        raise CheckpointError(f"{folder / CONFIG}: field 'estimator.class' must be a string")
     return Run(folder, model, _section(config, "training", folder), data, read_history(folder),
-               read_metrics(folder), command, segments, read_detector(folder, model.config))
+               read_metrics(folder), command, segments, read_detector(folder, model.config), estimator)
 
 
 def read_detector(folder: Path, config: ModelConfig) -> detection.Detector | None:
