@@ -32,9 +32,18 @@ _CRC = struct.Struct("<I")
 # ----- the file -----
 
 
+# Model options added after codec format 1 was fixed: left out of the fingerprint while they are empty (their
+# default), so that a file written before they existed still matches its model.
+LATER_OPTIONS = ("categorical_groups",)
+
+
 def fingerprint(model) -> bytes:
     """16 bytes identifying a model: SHA-256 of its configuration (JSON) and every weight's name, dtype, shape and bytes."""
-    digest = hashlib.sha256(json.dumps(model.config.to_json(), sort_keys=True).encode())
+    config = model.config.to_json()
+    for name in LATER_OPTIONS:
+        if not config.get(name):
+            config.pop(name, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
