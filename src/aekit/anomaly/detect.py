@@ -126,6 +126,6 @@ def detect(run, ds, contamination=None, false_alarm_rate=None, explain: bool = F
         taken = set(RESERVED) | set(ds.ids.columns if ds.ids is not None else [])
         names = [f"contribution_{c}" if c in taken else c for c in columns]
         frame = pd.concat([frame, pd.DataFrame(shares, columns=names)], axis=1)
-    if _schema(ds) is not None:  # a table: which of the row's cells were empty and imputed (last)
+    if _schema(ds) is not None and _schema(ds).missing == "impute":  # which of the row's cells were imputed (last)
         frame["imputed"] = imputed_cells(ds)
     return Detection(with_ids(ds, frame), scores, threshold, rule, shares, columns)
