@@ -5,7 +5,7 @@
 On a CPU, a small model's step is mostly per-operation overhead; splitting its tiny matrix
 products across threads adds synchronisation, and on a busy machine a second thread waits for a
 core. This measures where a second thread starts to pay, for the threshold `n_threads="auto"`
-uses (training/options.py, SMALL_STEP_FLOPS). Prints the load average: run it on an idle machine
+uses (inference.py, SMALL_WORK_FLOPS). Prints the load average: run it on an idle machine
 and on a busy one.
 """
 

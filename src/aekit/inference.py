@@ -10,13 +10,15 @@ It owns what every such loop needs and what copies of it used to get subtly wron
 - the device (each batch moves to the model's device) and the dtype (float32, or a
   float64 copy of the model for float64 callers such as the scikit-learn estimators);
 - the return type: NumPy in (arrays, memmaps, Datasets) gives NumPy out, tensors give tensors;
-- class labels for a conditional model, batched with their rows.
+- class labels for a conditional model, batched with their rows;
+- threads: a pass too small to gain from several runs on one (`threads_for_work`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import os
 from collections.abc import Callable
 
 import torch
@@ -25,6 +27,40 @@ from aekit.data.validation import as_array, check_labels, check_shape, row_batch
 from aekit.errors import DataError
 
 BATCH_SIZE = 1024  # rows per forward pass: large enough to amortise overhead, small enough for any model
+# Below this many floating-point operations per call (a training step's forward and backward, or one
+# batch of inference), a second thread costs more in synchronisation than it saves, and on a busy
+# machine far more: a table model's final metrics took 70x longer on 2 threads than on 1 with the
+# machine's two cores taken by other work (benchmarks/threads.py, benchmarks/tables_speed.py).
+SMALL_WORK_FLOPS = 60e6
+
+
+def threads_for_work(flops: float, requested: int | None = None) -> int:
+    """Torch threads for work of `flops` operations per call: as requested, else 1 for small work,
+    else the cores that are not busy (load average), at least 1."""
+    if requested is not None:
+        return requested
+    cores = os.cpu_count() or 1
+    if cores == 1 or flops < SMALL_WORK_FLOPS:
+        return 1
+    return max(1, min(cores, round(cores - os.getloadavg()[0])))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n inside, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def pass_threads(model, rows: int) -> int:
+    """Threads for a forward pass of `rows` rows: one for a small model's pass (2 operations per
+    parameter and row: a lower bound of its cost), else the threads torch is set to."""
+    work = 2.0 * sum(p.numel() for p in model.parameters()) * rows
+    return 1 if work < SMALL_WORK_FLOPS else torch.get_num_threads()
 
 
 @contextlib.contextmanager
@@ -67,7 +103,7 @@ def apply(model, data, fn: Callable, *, batch_size: int = BATCH_SIZE, dtype: tor
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
     device = _device(net)
     parts = []
-    with evaluating(net):
+    with evaluating(net), torch_threads(pass_threads(net, min(batch_size, len(order)))):
         for start, batch in zip(range(0, len(order), batch_size), row_batches(x, batch_size, rows)):
             finite = torch.isfinite(batch).flatten(1).all(1)
             if not bool(finite.all()):

@@ -103,8 +103,8 @@ def fit(
         with torch_threads(threads_for(model, opts.batch_size, opts.n_threads)):
             history, trained_on, seconds = _train(model, data, opts, dest, dist, dev, callback, command, x,
                                                   verbose if dist.main else 0, writes)
-        if writes:
-            runs.write_metrics(dest.write_to, _final_metrics(model, trained_on, seconds))
+            if writes:
+                runs.write_metrics(dest.write_to, _final_metrics(model, trained_on, seconds))
     dist.barrier()  # the other ranks return once rank 0 has written the run folder
     model.eval()
     return history
