@@ -103,6 +103,9 @@ def test_integer_ids_zero_padded_ids_and_naive_timestamps_come_back_as_written(t
         assert aekit([command, str(run), "--data", str(csv), "--out", str(tmp_path / name)]) == 0, \
             capsys.readouterr().err
         pd.testing.assert_frame_equal(_text(tmp_path / name)[carried], written, obj=command)
+    # its own training data, replayed with the options it was read with (the schema fixes the roles)
+    assert aekit(["detect", str(run), "--out", str(tmp_path / "own.csv")]) == 0, capsys.readouterr().err
+    pd.testing.assert_frame_equal(_text(tmp_path / "own.csv")[carried], written, obj="detect on its own data")
 
 
 def test_parquet_and_dataframes_keep_their_types(tmp_path):

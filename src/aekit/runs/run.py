@@ -421,11 +421,15 @@ def read_metrics(folder: Path) -> dict:
     return metrics
 
 
+ROLE_OPTIONS = ("columns", "exclude", "categorical", "id_columns")  # the table options a schema records
+
+
 def load_with_scaling(name, options: dict, scaling: dict | None, table: dict | None = None) -> Dataset:
     """A dataset whose raw values go through a recorded scaling (unless the options name a scale); a
     table file is encoded with the recorded table schema (the same columns and categories as in training)."""
     if table is not None and "schema" not in options and datasets.is_table_source(name):
-        options = {**options, "schema": table}
+        # the schema fixes every column's role: the role options it was inferred with are not replayed
+        options = {**{k: v for k, v in options.items() if k not in ROLE_OPTIONS}, "schema": table}
     if scaling and scaling.get("method") not in (None, "none") and "scale" not in options:
         ds = datasets.load(name, scale="none", **options)
         ds.x = torch.from_numpy(datasets.apply_scaling(np.asarray(ds.x), scaling))
