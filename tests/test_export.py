@@ -126,14 +126,17 @@ def wine_csv(path):
 
 def feature_matrix(path, manifest):
     """The scorer's input from a CSV file with pandas alone, as docs/guides/export.md shows: each numeric
-    column as it is, each categorical one as its one-hot columns in the manifest's order."""
+    column as it is, each categorical one as its one-hot columns in the manifest's order (an empty cell is
+    the level "(missing)", a level the training rows did not keep is "(other)")."""
     table = manifest["scorer"]["table"]
     frame = pd.read_csv(path, dtype={column: str for column in table["categorical"]})
     columns = []
     for column in table["features"]:
         if column in table["categorical"]:
-            values = frame[column].fillna("").str.strip()
-            columns += [(values == category).to_numpy(np.float64) for category in table["categorical"][column]]
+            levels = table["categorical"][column]
+            values = frame[column].fillna("(missing)").str.strip()
+            values = values.where(values.isin(levels), "(other)")
+            columns += [(values == category).to_numpy(np.float64) for category in levels]
         else:
             columns.append(pd.to_numeric(frame[column]).to_numpy(np.float64))
     return np.column_stack(columns)
@@ -150,9 +153,10 @@ def test_a_table_run_exported_by_the_cli_scores_as_aekit_detect(tmp_path, capsys
     manifest = json.loads((out / MANIFEST).read_text())
     loaded = ae.load_run(run)
     assert manifest["scorer"]["features"] == loaded.dataset(str(tmp_path / "wine.csv")).feature_names
-    assert manifest["scorer"]["features"][:3] == ["cultivar=barolo", "cultivar=grignolino", "cultivar=barbera"]
+    assert manifest["scorer"]["features"][:5] == ["cultivar=barolo", "cultivar=grignolino", "cultivar=barbera",
+                                                  "cultivar=(other)", "cultivar=(missing)"]
     assert (manifest["scorer"]["score"], manifest["scorer"]["scaling"]) == ("combined", "robust")
-    assert manifest["files"][SCORER]["inputs"] == [{"name": "x", "dtype": "float64", "shape": ["batch", 16]}]
+    assert manifest["files"][SCORER]["inputs"] == [{"name": "x", "dtype": "float64", "shape": ["batch", 18]}]
     assert cli_run(["detect", str(run), "--data", str(tmp_path / "wine.csv"), "--out", str(tmp_path / "s.csv")]) == 0
     want = pd.read_csv(tmp_path / "s.csv")
     x = feature_matrix(tmp_path / "wine.csv", manifest)

@@ -44,6 +44,7 @@ from aekit.errors import ConfigError, unknown
 from aekit.models.autoencoder import Autoencoder
 from aekit.models.distributions import (
     DiagonalGaussian,
+    categorical_terms,
     reconstruction_nll_per_example,
     reconstruction_nll_per_feature,
 )
@@ -154,7 +155,14 @@ class Scorer(Graph):
             self.register_buffer("factor", torch.tensor(factor, dtype=torch.float64))
         self.tail = float(scaling.get("tail", 0.0))
         if self.score_name == COMBINED:
-            reference = torch.from_numpy(np.asarray(detector.reference, dtype=np.float64))
+            # A table with categorical columns weighs every input by its column's weight (detector.column_weights):
+            # the residual directly, the neighbour distance by scaling each input by the root of its weight.
+            ones = np.ones(d)
+            residual_weights = ones if detector.residual_weights is None else detector.residual_weights
+            root = np.sqrt(ones if detector.neighbour_weights is None else detector.neighbour_weights)
+            self.register_buffer("residual_weights", torch.tensor(residual_weights, dtype=torch.float64))
+            self.register_buffer("neighbour_root", torch.tensor(root, dtype=torch.float64))
+            reference = torch.from_numpy(np.asarray(detector.reference, dtype=np.float64) * root)
             self.register_buffer("reference", reference)
             self.register_buffer("reference_norms", (reference**2).sum(1))
             self.k = int(detector.k)
@@ -184,9 +192,16 @@ class Scorer(Graph):
         return score, (score > self.threshold).to(torch.int64)
 
     def combined(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """detector.Detector.contributions summed: residual / R0 + 2 * neighbours / N0."""
-        residual = reconstruction_nll_per_feature("mse", self.reconstruction(z, labels), z).flatten(1).to(torch.float64)
-        q = z.flatten(1).to(torch.float64)
+        """detector.Detector.contributions summed: weighted residual / R0 + 2 * neighbours / N0, the residual of a
+        categorical column the cross-entropy of its observed level (anomaly.scores._squared_error_terms)."""
+        groups = self.model.config.categorical_groups
+        if groups:
+            out = self.model.decoder_out(self.code(z, labels), labels)
+            residual = categorical_terms((self.model.output(out) - z) ** 2, out, z, groups)
+        else:
+            residual = reconstruction_nll_per_feature("mse", self.reconstruction(z, labels), z)
+        residual = residual.flatten(1).to(torch.float64) * self.residual_weights
+        q = z.flatten(1).to(torch.float64) * self.neighbour_root
         distances = q.pow(2).sum(1, keepdim=True) + self.reference_norms - 2.0 * q @ self.reference.T
         nearest = torch.topk(distances, self.k, dim=1, largest=False).indices  # (batch, k)
         neighbours = (q.unsqueeze(1) - self.reference[nearest]).pow(2).mean(1)  # (batch, D): detector.neighbour_terms
