@@ -18,6 +18,7 @@ from aekit.data.images import image_shape
 from aekit.errors import AekitError
 from aekit.evaluation.evaluate import evaluate
 from aekit.evaluation.metrics import latent_2d, probe_rows
+from aekit.inference import pass_threads, torch_threads
 from aekit.models.autoencoder import VariationalAutoencoder
 from aekit.models.corruption import corrupt
 from aekit.models.kinds import get_kind
@@ -67,7 +68,11 @@ def write_report(folder, data=None) -> Path:
     """Write folder/report.html for a run; `data` (a Dataset) overrides the recorded source."""
     run = load_run(folder)
     model = run.model
-    data = data if data is not None else run_data(run)
+    with torch_threads(pass_threads(model, SUBSET)):  # a small model's figures and metrics: one thread
+        return _write(run, model, data if data is not None else run_data(run))
+
+
+def _write(run: Run, model, data) -> Path:
     page = Page(f"aekit run: {model.config.kind} ({run.folder.name})",
                 intro=f"{model.config.kind}: {sum(p.numel() for p in model.parameters()):,} parameters, "
                       f"input {model.config.input_shape}, latent_dim {model.config.latent_dim}.")
