@@ -191,8 +191,9 @@ def test_defaults(digits):
     det = AutoencoderOutlierDetector(epochs=1).fit(table)
     c = det.model_.config
     assert (c.hidden, c.latent_dim, c.input_clip, det.scaler_.scaling_["method"]) == ((32,), 5, 1.5, "robust")
-    # Left as None, the training length follows the rows: batches of 64, at least 500 steps.
-    assert len(AutoencoderOutlierDetector().fit(table).history_) == 100  # 5 batches an epoch x 100 epochs
+    # Left as None, the training length follows the rows: batches of 128, at least 250 steps, at lr 2e-3.
+    history = AutoencoderOutlierDetector().fit(table).history_
+    assert len(history) == 84  # 3 batches an epoch x 84 epochs
     # A kind that fixes the layout keeps it: no hidden layers for pca, whose loss is squared error anyway.
     c = AutoencoderOutlierDetector(kind="pca", epochs=1).fit(x).model_.config
     assert (c.hidden, c.reconstruction) == ((), "mse")

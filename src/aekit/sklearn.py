@@ -213,8 +213,10 @@ class AutoencoderOutlierDetector(RunFolderMixin, AutoencoderEstimator):
         (per feature: median, spread of the values winsorised to their 5-95th
         percentiles, logarithmic tails beyond 3 spreads; invariant to each feature's units).
     epochs, batch_size : int, default=None
-        None: batches of 64 and about 10 epochs, between 500 and 2,000 optimizer steps.
-    lr : float, default=1e-3
+        None: batches of 128 and about 10 epochs, between 250 and 1,000 optimizer steps
+        (training.options.table_fit_length).
+    lr : float, default=None
+        Adam's learning rate; None: 2e-3, the table rule's (table_fit_length).
     contamination : float in (0, 0.5], default=0.1
         The expected fraction of outliers in the training data: threshold_ is
         the (1 - contamination) quantile of decision_scores_ (PyOD's rule).
@@ -259,7 +261,7 @@ class AutoencoderOutlierDetector(RunFolderMixin, AutoencoderEstimator):
 
     def __init__(self, kind="ae", latent_dim=None, hidden=None, reconstruction=None, input_shape=None,
                  options=None, scaling="auto", contamination=0.1, false_alarm_rate=None, anomaly_score="combined",
-                 smoothing=1.0, epochs=None, batch_size=None, lr=1e-3, random_state=None, device=None,
+                 smoothing=1.0, epochs=None, batch_size=None, lr=None, random_state=None, device=None,
                  n_threads=None, verbose=0):
         self.kind = kind
         self.latent_dim = latent_dim

@@ -106,7 +106,7 @@ class AutoencoderEstimator(BaseEstimator):
         "epochs": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
         "random_state": ["random_state"],
         "device": [str, None],
         "verbose": ["verbose"],
@@ -137,9 +137,10 @@ class AutoencoderEstimator(BaseEstimator):
             self.scaler_.scaling_ = keep_unit(self.scaler_.scaling_, self.table_schema_.unit_inputs())
         x = self._to_model_space(X, config)
         self.model_ = model_from_config(config)
-        length = {"epochs": self.epochs, "batch_size": self.batch_size, **self._fit_length(len(X))}
+        given = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}  # None: ae.fit's or the table rule
+        length = {**{k: v for k, v in given.items() if v is not None}, **self._fit_length(len(X))}
         self.history_ = fit_model(
-            self.model_, x, lr=self.lr, seed=fit_seed, **length,
+            self.model_, x, seed=fit_seed, **length,
             # All of X is training data: validation would only report a number nobody reads.
             val_fraction=0.0, device=self.device, verbose=self.verbose, n_threads=self.n_threads,
         )
@@ -212,7 +213,7 @@ class AutoencoderEstimator(BaseEstimator):
         return {}
 
     def _fit_length(self, n: int) -> dict:
-        """epochs / batch_size decided by the data when left as None (here: ae.fit's own rule)."""
+        """epochs / batch_size / lr decided by the data when left as None (here: ae.fit's own rule)."""
         return {}
 
     def _example_shape(self, n_features: int) -> tuple[int, ...]:
