@@ -270,14 +270,14 @@ def test_csv_with_header_labels_and_columns(tmp_path):
     [
         ("a,b\n1,2\n3,x\n", r"row 3, column 'b': 'x' is not a number"),
         ("a,b\n1,2\n3,4,5\n", r"row 3 has 3 fields, expected 2 \(ragged rows\)"),
-        ("a,b\n1,nan\n3,4\n,6\n", r"2 NaN/inf values in 2 rows \(first at row 0, column 1\).*drop_nan=True"),
+        ("a,b\n1,nan\n3,4\n,6\n", r"bad.csv: 2 empty cells in 2 rows \(first: row 2, column 'b'\).*missing='drop'"),
         ("a,b\n", "a header but no data rows"),
     ],
 )
 def test_bad_csv(tmp_path, text, message):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(ae.DataError, match=message):
-        ae.data.load(tmp_path / "bad.csv")
+        ae.data.load(tmp_path / "bad.csv", missing="error")  # empty cells refused, named by the file's row and column
 
 
 def test_drop_nan_and_empty_file(tmp_path):
