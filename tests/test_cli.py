@@ -21,6 +21,7 @@ def run(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_help_on_every_command():
     for command in ("", "kinds", "datasets", "train", "evaluate", "generate", "encode", "reconstruct", "interpolate",
                     "detect", "report", "tour"):
@@ -92,6 +93,7 @@ def test_foreign_and_incompatible_run_folders(tmp_path, run):
     assert_usage_error(cli("generate", newer, "--out", tmp_path / "g.npy"), "format_version 999")
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_use_commands(run, tmp_path):
     out = cli("evaluate", run, "--log-likelihood-samples", "20", "--json", tmp_path / "m.json", check=0).stdout
     assert "vae.elbo_nats" in out and "reconstruction.mse_per_feature" in out
@@ -128,6 +130,7 @@ def test_use_commands(run, tmp_path):
     assert (run / "report.html").is_file()
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_resume_from_the_command_line(tmp_path):
     args = ["train", "ae", "--data", "digits", "--hidden", "8", "--latent-dim", "2", "--out", tmp_path / "r", "--quiet"]
     cli(*args, "--epochs", "1", check=0)

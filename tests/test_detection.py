@@ -206,6 +206,7 @@ def test_reconstructions_and_codes_keep_names_ids_and_units(tmp_path):
     assert list(codes.columns[:2]) == ["reading_id", "time"] and codes.shape[1] == 2 + load_run(run).config.latent_dim
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_the_detection_report(tmp_path):
     sensor_csv(tmp_path / "log.csv", n=500)
     run = tmp_path / "run"
@@ -237,6 +238,7 @@ def test_the_estimator_takes_a_dataframe_with_ids_and_categories(tmp_path):
         det.decision_function(frame.drop(columns=["machine"]))
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_image_runs_are_explained_by_pixel_maps(tmp_path):
     run = tmp_path / "run"
     assert cli("train", "ae", "--data", "digits", "--out", run, "--quiet", "--epochs", "2").returncode == 0

@@ -42,6 +42,7 @@ def data_file(tmp_path_factory, digits):
     return path
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_two_processes_take_the_steps_of_one(tmp_path, data_file):
     common = ["ae", "--data", str(data_file), "--epochs", "3", "--quiet", *OPTIONS]
     two = torchrun(2, *common, "--out", str(tmp_path / "two"), cwd=tmp_path)
@@ -64,6 +65,7 @@ def test_two_processes_take_the_steps_of_one(tmp_path, data_file):
         torch.testing.assert_close(w2[name], w1[name], atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_resume_with_another_number_of_processes(tmp_path, data_file):
     common = ["ae", "--data", str(data_file), "--quiet", *OPTIONS]
     first = torchrun(2, *common, "--epochs", "2", "--out", str(tmp_path / "run"), cwd=tmp_path)

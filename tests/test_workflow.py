@@ -36,6 +36,7 @@ def run(tmp_path_factory):
 # ----- resume: the model comes from the run; segments are recorded -----
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_resume_and_train_resume_need_no_model_options_and_record_every_segment(run):
     cli("resume", run, "--epochs", "3", "--batch-size", "64", "--quiet", check=0)
     cli("train", "--out", run, "--resume", "--epochs", "4", "--quiet", check=0)
@@ -89,6 +90,7 @@ def test_a_run_from_before_the_newer_model_options_loads_and_resumes(kind, digit
 # ----- data: every command reuses the recorded source -----
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_every_command_that_takes_data_reuses_the_recorded_source(run, tmp_path):
     cli("encode", run, "--out", tmp_path / "z.npy", check=0)
     assert np.load(tmp_path / "z.npy").shape == (1797, 4)
@@ -151,6 +153,7 @@ def test_reconstruct_png_shows_64_examples_and_a_clean_row_with_noise(run, tmp_p
 # ----- interpolate between classes -----
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_interpolate_between_labels(run, tmp_path):
     cli("interpolate", run, "--from-label", "0", "--to-label", "7", "--steps", "5", "--out", tmp_path / "p.npy",
         check=0)
@@ -214,6 +217,7 @@ def test_threads_are_set_for_training_and_restored(digits):
 # ----- enough optimizer steps -----
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_too_few_steps_warn_naming_the_count_and_the_default_gives_enough(digit_images):
     x = digit_images[0][:180]
     with pytest.warns(TrainingWarning, match=r"only 6 optimizer steps \(2 per epoch: 162 examples in batches of 128"):
@@ -230,6 +234,7 @@ def test_too_few_steps_warn_naming_the_count_and_the_default_gives_enough(digit_
     assert np.corrcoef(recon.reshape(180, -1).std(0), x.reshape(180, -1).std(0))[0, 1] > 0.8
 
 
+@pytest.mark.slow  # over 14 s: the default run keeps under 8 minutes (issue 24)
 def test_the_transformers_default_codes_beat_pca_in_a_linear_probe():
     from sklearn.datasets import load_digits
 
