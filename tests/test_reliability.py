@@ -76,6 +76,7 @@ def _child(data, out, pause):
     return proc
 
 
+@pytest.mark.slow  # 160 s on a fresh 2-core machine: restarts re-import torch each time
 def test_kill_and_ctrl_c_at_random_instants_then_resume_is_bit_identical(digits, tmp_path):
     # One round of kills until the run completes in the default run (about 50 s: each restart imports torch);
     # 30 interruptions, Ctrl-C among them, in the slow one. Before the atomic run folder, 1 kill-and-resume
