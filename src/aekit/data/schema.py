@@ -49,6 +49,9 @@ _CAMEL_ID = re.compile(r"[a-z0-9](Id|ID|Key|Index|Idx|No|Nr|Num)$")
 _MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none", "<na>", "nat"}
 
 
+ROLE_OPTIONS = ("columns", "exclude", "categorical", "id_columns")  # the load options a schema fixes
+
+
 class TableWarning(UserWarning):
     """A column the loader kept out of the features on its own judgement (free text, empty, unusable type)."""
 

@@ -29,6 +29,7 @@ from aekit.data.schema import (
     CELL_BYTES,
     MISSING,
     OTHER,
+    ROLE_OPTIONS,
     _category_strings,
     _check_unique,
     _named,
@@ -413,8 +414,7 @@ def load_table(path_or_frame, label_column=None, columns=None, exclude=None, cat
         label_column = schema.label_column
     else:
         schema = as_schema(schema)
-        given = [k for k, v in (("columns", columns), ("exclude", exclude), ("categorical", categorical),
-                                ("id_columns", id_columns)) if v is not None]
+        given = [k for k, v in zip(ROLE_OPTIONS, (columns, exclude, categorical, id_columns)) if v is not None]
         if given:
             raise DataError(f"{where}: schema= fixes the columns' roles; drop {', '.join(given)}")
         if label_column is not None:

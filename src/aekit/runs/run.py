@@ -33,7 +33,7 @@ from aekit._version import __version__
 from aekit.anomaly import detector as detection
 from aekit.data import Dataset
 from aekit.data.base import validate_scaling
-from aekit.data.schema import as_schema
+from aekit.data.schema import ROLE_OPTIONS, as_schema
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.models.autoencoder import Autoencoder
 from aekit.models.config import ModelConfig
@@ -419,9 +419,6 @@ def read_metrics(folder: Path) -> dict:
                                                   for v in terms.values()):
             raise CheckpointError(f"{folder / METRICS}: field {split!r} must map loss terms to numbers")
     return metrics
-
-
-ROLE_OPTIONS = ("columns", "exclude", "categorical", "id_columns")  # the table options a schema records
 
 
 def load_with_scaling(name, options: dict, scaling: dict | None, table: dict | None = None) -> Dataset:
