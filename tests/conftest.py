@@ -1,6 +1,15 @@
-import numpy as np
-import pytest
-import torch
+import os
+
+# Under pytest-xdist (the README's test command runs two workers on a 2-core machine) each worker and every
+# subprocess it starts computes on one thread: two processes each running two torch threads slow each other
+# down many times over. Set before torch is imported so that its thread pools start that way.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_name] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 from sklearn.datasets import load_digits
 
 

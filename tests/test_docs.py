@@ -19,7 +19,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 TWO_COMMANDS = [
     "./setup.sh && .venv/bin/aekit tour ",
-    "./setup.sh --with-browser && .venv/bin/python -m pytest -q ",
+    "./setup.sh --with-browser && .venv/bin/python -m pytest -q -n auto ",
 ]
 
 
