@@ -14,7 +14,7 @@ MAX_MODULE_LINES = 500
 # The pipeline, bottom to top: a module imports its own stage or the ones below it, never one above.
 # runs.storage (the one atomic writer) and errors are used by every stage, so they sit at the bottom.
 STAGES = (
-    ("aekit._version", "aekit.errors", "aekit.runs.storage"),
+    ("aekit._version", "aekit.errors", "aekit.budget", "aekit.runs.storage"),
     ("aekit.data",),
     ("aekit.inference",),
     ("aekit.models",),
