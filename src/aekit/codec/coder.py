@@ -102,7 +102,8 @@ def encode_symbols(symbols: np.ndarray, levels: np.ndarray) -> bytes:
 
 
 def decode_symbols(payload: bytes, levels: np.ndarray, count: int) -> np.ndarray:
-    """The (count, K) symbols that encode_symbols wrote; DataError if the payload cannot hold them."""
+    """The (count, K) symbols that encode_symbols wrote; DataError naming the problem when the payload cannot
+    be theirs (not whole words, the range decoder fails on it, symbols outside their levels)."""
     levels = np.asarray(levels, dtype=np.int64)
     symbols = np.zeros((count, len(levels)), dtype=np.int32)
     coded = np.flatnonzero(levels > 1)
@@ -114,10 +115,15 @@ def decode_symbols(payload: bytes, levels: np.ndarray, count: int) -> np.ndarray
     counts, rows, increments = _initial_counts(levels[coded])
     family = constriction.stream.model.Categorical(perfect=False)
     part = np.empty((count, len(coded)), dtype=np.int32)
-    for i in range(count):
-        row = decoder.decode(family, counts)
-        part[i] = row
-        counts[rows, row] += increments
+    i = 0
+    try:
+        for i in range(count):
+            row = decoder.decode(family, counts)
+            part[i] = row
+            counts[rows, row] += increments
+    except (AssertionError, ValueError, RuntimeError, IndexError) as e:  # constriction's checks of its own state
+        raise DataError(f"the coded payload is corrupt: the range decoder failed at example {i + 1} of {count} "
+                        f"({type(e).__name__}{': ' + str(e) if str(e) else ''})") from None
     if (part >= levels[coded]).any():  # possible only for a file altered with a valid checksum
         raise DataError("the coded payload decodes to symbols outside the quantiser's levels: the file is corrupt")
     symbols[:, coded] = part

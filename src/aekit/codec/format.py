@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aekit.budget import check_memory
 from aekit.codec.coder import MAX_BITS, Quantiser, decode_symbols, encode_symbols
 from aekit.data.validation import as_array, check_data
 from aekit.errors import CheckpointError, DataError, check_int
@@ -27,6 +28,11 @@ EXAMPLES_PER_BYTE = 4
 _PREFIX = struct.Struct("<8sHQ")  # magic, format version, total length
 _HEADER = struct.Struct("<16sQIBBf")  # fingerprint, count, latent_dim, bits, ndim, step
 _CRC = struct.Struct("<I")
+# Bytes decoding holds per example and code dimension (the symbols, the coded part, the dequantised codes, the
+# model's float32 copy of them, the re-encoded check) and per input (the decoded batches and their concatenation):
+# checked against the memory limit before anything the size of the header's count is allocated.
+_BYTES_PER_CODE = 20
+_BYTES_PER_INPUT = 8
 
 
 # ----- the file -----
@@ -94,14 +100,28 @@ def decompress(model, blob: bytes) -> np.ndarray:
     """
     header = read_header(blob)
     check_model(header, model)
+    check_memory(f"decoding the codec file's {header.count:,} examples",
+                 header.count * (_BYTES_PER_CODE * header.latent_dim + _BYTES_PER_INPUT * math.prod(header.input_shape)),
+                 error=DataError)
     symbols = decode_symbols(header.payload, header.quantiser.levels, header.count)
+    # The payload must be exactly what compress writes for these symbols: a forged or damaged payload (its
+    # checksum made valid again) can decode to symbols of the right count and range, and only this tells.
+    if _padded(encode_symbols(symbols, header.quantiser.levels), header.count) != header.payload:
+        raise DataError(f"the coded payload ({len(header.payload):,} bytes) is not the coding of the {header.count:,} "
+                        "examples it decodes to: the file is corrupt or was altered")
     return model.decode(header.quantiser.dequantise(symbols))
 
 
-def _pack(print_: bytes, count: int, shape: tuple, quantiser: Quantiser, payload: bytes) -> bytes:
+def _padded(payload: bytes, count: int) -> bytes:
+    """The payload padded with zero words to at least count / EXAMPLES_PER_BYTE bytes (never read by the decoder)."""
     minimum = math.ceil(count / EXAMPLES_PER_BYTE)
-    if len(payload) < minimum:  # padding: whole words, never read by the decoder
+    if len(payload) < minimum:
         payload += bytes(4 * math.ceil((minimum - len(payload)) / 4))
+    return payload
+
+
+def _pack(print_: bytes, count: int, shape: tuple, quantiser: Quantiser, payload: bytes) -> bytes:
+    payload = _padded(payload, count)
     body = (_HEADER.pack(print_, count, len(quantiser.levels), quantiser.bits, len(shape), quantiser.step)
             + struct.pack(f"<{len(shape)}I", *shape)
             + quantiser.offsets.astype("<f4").tobytes() + (quantiser.levels - 1).astype("<u2").tobytes())

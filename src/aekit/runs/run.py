@@ -20,7 +20,10 @@ naming the file and the field), and a folder never makes the tool reach the netw
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
+import typing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +40,8 @@ from aekit.data.schema import ROLE_OPTIONS, as_schema
 from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.models.autoencoder import Autoencoder
 from aekit.models.config import ModelConfig
-from aekit.models.kinds import model_from_config
+from aekit.models.kinds import get_kind, model_from_config
+from aekit.runs import fields as checks
 from aekit.runs.storage import (
     read_json,
     read_some_tensors,
@@ -50,7 +54,17 @@ from aekit.runs.storage import (
 
 FORMAT = "aekit-run"
 LEGACY_FORMATS = ("autoencoders-run",)  # the same folders, written before the package was renamed aekit
-FORMAT_VERSION = 2  # 2: the training state lives in weights.safetensors (1: in training_state.safetensors)
+# 1: the training state in training_state.safetensors; 2: in weights.safetensors; 3: the model uses an option
+# that version-2 readers may not know (LATER_OPTIONS). A folder says the lowest version that describes it.
+FORMAT_VERSION = 3
+# Model options added after format 2 was fixed, and the format version that introduced them. write_config leaves
+# one out of config.json while it holds its default (reading fills the default back in, as for runs written
+# before the option existed), and a folder whose model uses one gets that format_version: an aekit that reads
+# only older versions then refuses it by its version ("a newer version needs a newer aekit"), not by an unknown
+# field deep in the model section, and a folder that uses none stays readable by every version-2 reader.
+LATER_OPTIONS = dict.fromkeys(("posterior", "kl_warmup_epochs", "free_bits", "objective", "iwae_samples", "n_classes",
+                               "label_dropout", "dropout", "input_clip", "categorical_groups", "code_noise",
+                               "rate_weight"), 3)
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 HISTORY = "history.csv"
@@ -126,13 +140,26 @@ def read_config(folder: Path) -> dict:
             f"{path} has format_version {version!r}; this aekit reads versions 1 to {FORMAT_VERSION}: "
             "a newer version needs a newer aekit"
         )
-    return data
+    return checks.check_fields(data, checks.CONFIG, path)
 
 
 def write_config(folder: Path, model: Autoencoder, **sections) -> None:
     """config.json: format, version, the model's configuration and any extra sections."""
-    write_json(Path(folder) / CONFIG, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                       "library_version": __version__, "model": model.config.to_json(), **sections})
+    section, version = model_section(model.config)
+    write_json(Path(folder) / CONFIG, {"format": FORMAT, "format_version": version, "library_version": __version__,
+                                       "model": section, **sections})
+
+
+def model_section(config: ModelConfig) -> tuple[dict, int]:
+    """The model's configuration as config.json holds it (LATER_OPTIONS left out at their defaults) and the
+    run-folder format version it needs."""
+    section = json.loads(json.dumps(config.to_json()))
+    defaults = json.loads(json.dumps({f.name: f.default for f in dataclasses.fields(ModelConfig)
+                                      if f.name in LATER_OPTIONS}))
+    used = [name for name in LATER_OPTIONS if section[name] != defaults[name]]
+    for name in set(LATER_OPTIONS) - set(used):
+        del section[name]
+    return section, max([2, *(LATER_OPTIONS[name] for name in used)])
 
 
 def save(model, folder, overwrite: bool = False) -> Path:
@@ -217,11 +244,16 @@ _DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF
 
 
 def model_config(data: dict, folder: Path) -> ModelConfig:
-    """The ModelConfig of a config.json document."""
+    """The ModelConfig of a config.json document: every field's JSON type (from ModelConfig's annotations),
+    a known kind, then ModelConfig's own ranges and combinations."""
+    where = Path(folder) / CONFIG
+    section = checks.check_annotated(data["model"], typing.get_type_hints(ModelConfig), where, "model.",
+                                     required=("kind", "input_shape"))
     try:
-        return ModelConfig.from_json({**data["model"], "input_shape": tuple(data["model"]["input_shape"])})
+        get_kind(section["kind"])
+        return ModelConfig.from_json({**section, "input_shape": tuple(section["input_shape"])})
     except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise CheckpointError(f"{Path(folder) / CONFIG}: the model section is invalid ({e})") from None
+        raise CheckpointError(f"{where}: the model section is invalid ({e})") from None
 
 
 def load(folder, device: str | None = None) -> Autoencoder:
@@ -338,72 +370,89 @@ class Run:
 
 
 def load_run(folder, device: str | None = None) -> Run:
-    """The whole run in `folder`: model (in eval mode), configuration, data source, scaling, history, metrics."""
+    """The whole run in `folder`: model (in eval mode), configuration, data source, scaling, history, metrics.
+
+    Every section is checked field by field (fields.py) and against the model before it is used."""
     folder = Path(folder)
+    where = folder / CONFIG
     config = read_config(folder)
     model = load(folder, device)
-    data = _section(config, "data", folder)
+    data = check_data_section(config.get("data") or {}, model.config, where)
+    training = checks.check_fields(config.get("training") or {}, checks.TRAINING, where, "training.")
+    segments = checks.check_rows(config.get("segments", []), checks.SEGMENT, where, "segments")
+    for i, segment in enumerate(segments):
+        checks.check_fields(segment.get("training") or {}, checks.TRAINING, where, f"segments[{i}].training.")
+    estimator = checks.check_fields(config.get("estimator") or {}, checks.ESTIMATOR, where, "estimator.").get("class")
+    return Run(folder, model, training, data, read_history(folder), read_metrics(folder), config.get("command"),
+               segments, read_detector(folder, model.config), estimator)
+
+
+def check_data_section(data: dict, config: ModelConfig, where: Path) -> dict:
+    """config.json's data section: its fields, the scaling and the table schema against the model's inputs
+    (a schema of another width would meet the model only as a broadcasting error), the recorded source."""
+    checks.check_fields(data, checks.DATA, where, "data.")
     if data.get("scaling") is not None:
         try:
-            validate_scaling(data["scaling"], model.config.input_size)
+            validate_scaling(data["scaling"], config.input_size)
         except DataError as e:
-            raise CheckpointError(f"{folder / CONFIG}: field 'data.scaling' is invalid ({e})") from None
+            raise CheckpointError(f"{where}: field 'data.scaling' is invalid ({e})") from None
     if data.get("table") is not None:
         try:
-            as_schema(data["table"])
+            schema = as_schema(data["table"])
         except DataError as e:
-            raise CheckpointError(f"{folder / CONFIG}: field 'data.table' is invalid ({e})") from None
-    source = data.get("source")
-    if source is not None and not (isinstance(source, dict) and isinstance(source.get("name"), str)
-                                   and isinstance(source.get("options", {}), dict)):
-        raise CheckpointError(f"{folder / CONFIG}: field 'data.source' must be a mapping with a name and options")
-    command = config.get("command")
-    if command is not None and not isinstance(command, str):
-        raise CheckpointError(f"{folder / CONFIG}: field 'command' must be a string")
-    segments = config.get("segments", [])
-    if not isinstance(segments, list) or not all(isinstance(seg, dict) for seg in segments):
-        raise CheckpointError(f"{folder / CONFIG}: field 'segments' must be a list of mappings")
-    estimator = _section(config, "estimator", folder).get("class")
-    if estimator is not None and not isinstance(estimator, str):
-        raise CheckpointError(f"{folder / CONFIG}: field 'estimator.class' must be a string")
-    return Run(folder, model, _section(config, "training", folder), data, read_history(folder),
-               read_metrics(folder), command, segments, read_detector(folder, model.config), estimator)
+            raise CheckpointError(f"{where}: field 'data.table' is invalid ({e})") from None
+        width = len(schema.encoded_names())
+        if width != config.input_size:
+            raise CheckpointError(f"{where}: field 'data.table' encodes {width} model inputs, but the model takes "
+                                  f"{config.input_size} (field 'model.input_shape' {list(config.input_shape)})")
+        groups = tuple(tuple(g) for g in schema.softmax_groups())
+        if config.categorical_groups and config.categorical_groups != groups:
+            raise CheckpointError(f"{where}: field 'model.categorical_groups' {list(config.categorical_groups)} "
+                                  f"disagrees with the one-hot columns of field 'data.table' {list(groups)}")
+    if data.get("source") is not None:
+        checks.check_fields(data["source"], checks.SOURCE, where, "data.source.")
+    return data
 
 
 def read_detector(folder: Path, config: ModelConfig) -> detection.Detector | None:
-    """The detector stored with the final weights, checked; None when the run has none."""
+    """The detector stored with the final weights, checked (its metadata's fields, its arrays' shapes from the
+    file's header before they are read); None when the run has none."""
     path = Path(folder) / WEIGHTS
     metadata = read_tensor_metadata(path).get("detector")
     if metadata is None:
         return None
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f"{path}: field 'detector' must be a mapping")
-    names = [k for k in read_tensor_shapes(path) if k.startswith(DETECTOR_PREFIX)]
-    return detection.Detector.from_stored(read_some_tensors(path, names), metadata, config, str(path))
-
-
-def _section(config: dict, name: str, folder: Path) -> dict:
-    value = config.get(name) or {}
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{folder / CONFIG}: field {name!r} must be a mapping, got {type(value).__name__}")
-    return value
+    checks.check_fields(metadata, checks.DETECTOR, path, "detector.")
+    shapes = {k: v[0] for k, v in read_tensor_shapes(path).items() if k.startswith(DETECTOR_PREFIX)}
+    d = config.input_size
+    expected = {"calibration": (None,), "reference": (None, d), "residual_weights": (d,), "neighbour_weights": (d,),
+                "typical": (2, d)}
+    for name, shape in shapes.items():
+        want = expected.get(name[len(DETECTOR_PREFIX):])
+        if want is None or len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {list(shape)}, expected "
+                                  f"{'no such tensor' if want is None else ['N' if w is None else w for w in want]} "
+                                  f"for a model of {d} inputs")
+    return detection.Detector.from_stored(read_some_tensors(path, list(shapes)), metadata, config, str(path))
 
 
 def read_history(folder: Path) -> History:
     """The run's history: from the training state in the weights file (always in step with the
-    weights), else from history.csv (a saved model, or a folder of format 1)."""
+    weights), else from history.csv (a saved model, or a folder of format 1); every row checked."""
     meta = read_tensor_metadata(folder / WEIGHTS)
     rows = meta.get("state", {}).get("history") if isinstance(meta.get("state"), dict) else None
     if rows is not None:
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("stage"), str) for r in rows):
-            raise CheckpointError(f"{folder / WEIGHTS}: field 'state.history' must be a list of rows with a stage")
+        for i, row in enumerate(checks.check_rows(rows, {}, folder / WEIGHTS, "state.history")):
+            checks.check_history_row(row, folder / WEIGHTS, f"state.history[{i}]")
         return History(rows)
     if not (folder / HISTORY).is_file():
         return History()
     try:
-        return History.from_csv((folder / HISTORY).read_text(encoding="utf-8"))
+        history = History.from_csv((folder / HISTORY).read_text(encoding="utf-8"))
     except (ValueError, KeyError, UnicodeDecodeError, csv.Error) as e:
         raise CheckpointError(f"{folder / HISTORY}: not a history of ours ({e})") from None
+    for i, row in enumerate(history):
+        checks.check_history_row(row, folder / HISTORY, f"row {i + 1}")
+    return history
 
 
 def read_metrics(folder: Path) -> dict:
@@ -413,10 +462,10 @@ def read_metrics(folder: Path) -> dict:
     metrics = read_json(folder / METRICS)
     if not isinstance(metrics, dict):
         raise CheckpointError(f"{folder / METRICS}: must be a JSON object, got {type(metrics).__name__}")
+    checks.check_fields(metrics, checks.METRICS, folder / METRICS)
     for split in ("train", "validation"):
         terms = metrics.get(split, {})
-        if not isinstance(terms, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in terms.values()):
+        if not isinstance(terms, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in terms.values()):
             raise CheckpointError(f"{folder / METRICS}: field {split!r} must map loss terms to numbers")
     return metrics
 
