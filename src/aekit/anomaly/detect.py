@@ -6,11 +6,16 @@ labels and explanations, reconstructions in the original columns and units, code
                                                       # [top_features, contributions], [imputed]
 
 Rows keep the table's identifier and timestamp columns (Dataset.ids) or, without them, their index.
+Our column names (score, outlier, label, top_features, imputed, the contributions, an encoding's z0 ...)
+are a contract and stay as they are, except where one of the data's own carried columns has the name:
+the user's column keeps it and ours gets the prefix "aekit_" (issue 25: a table with its own `score`
+column had two), with a TableWarning naming both (with_ids; Detection.names says which name is which).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,10 +24,11 @@ from aekit.anomaly import scores as anomaly
 from aekit.anomaly.detector import Detector, group_columns, top_features
 from aekit.data import missing, tables
 from aekit.data.base import unscaled
-from aekit.data.schema import TableSchema, as_schema
+from aekit.data.schema import TableSchema, TableWarning, as_schema
 from aekit.errors import CheckpointError, ConfigError
 
 RESERVED = ("score", "outlier", "label", "imputed", "top_features", "index")
+PREFIX = "aekit_"  # what our output columns get where the data's own columns have their names
 
 
 def _schema(ds) -> TableSchema | None:
@@ -64,9 +70,33 @@ def imputed_cells(ds) -> list[str]:
     return [";".join(names[row]) for row in empty]
 
 
+def output_names(carried, ours) -> dict[str, str]:
+    """Each of our column names, prefixed with PREFIX (again, while still taken) where one of the data's
+    carried columns, or another of ours, already has it."""
+    carried, out = set(carried), {}
+    taken = carried | set(ours)
+    for name in ours:
+        new = name
+        if new in carried:
+            while new in taken:
+                new = PREFIX + new
+            taken.add(new)
+        out[name] = new
+    return out
+
+
 def with_ids(ds, frame: pd.DataFrame) -> pd.DataFrame:
-    """frame with the data's identifier columns first (or an `index` column when it has none)."""
+    """frame with the data's identifier columns first (or an `index` column when it has none); our columns
+    that the data's own carried columns already name get PREFIX (output_names), with a TableWarning."""
     ids = ds.ids if ds.ids is not None else pd.DataFrame({"index": np.arange(len(frame))})
+    names = output_names(ids.columns if ds.ids is not None else [], list(frame.columns))
+    renamed = {k: v for k, v in names.items() if k != v}
+    if renamed:
+        warnings.warn(f"the data has its own column{'s' if len(renamed) > 1 else ''} {', '.join(map(repr, renamed))}, "
+                      f"kept as {'they are' if len(renamed) > 1 else 'it is'}: ours "
+                      f"{'are' if len(renamed) > 1 else 'is'} written as {', '.join(map(repr, renamed.values()))}",
+                      TableWarning, stacklevel=2)
+        frame = frame.rename(columns=renamed)
     return pd.concat([ids.reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
 
 
@@ -88,6 +118,14 @@ class Detection:
     rule: str  # how the threshold was chosen, in words
     contributions: np.ndarray | None  # (N, columns) when explained
     columns: list[str]  # the feature columns the contributions belong to
+    # our column names (score, outlier, ...) -> their names in frame: the same unless the data's own
+    # carried columns have them (PREFIX, with_ids)
+    names: dict = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> int:
+        """How many rows are flagged as outliers."""
+        return int(anomaly.labels(self.scores, self.threshold).sum())
 
 
 def threshold_of(detector: Detector, scores, contamination=None, false_alarm_rate=None) -> tuple[float, str]:
@@ -123,9 +161,23 @@ def detect(run, ds, contamination=None, false_alarm_rate=None, explain: bool = F
         frame["label"] = [classes[i] for i in ds.y] if classes else ds.y
     if explain:
         frame["top_features"] = top_features(shares, columns, min(top, len(columns)))
-        taken = set(RESERVED) | set(ds.ids.columns if ds.ids is not None else [])
-        names = [f"contribution_{c}" if c in taken else c for c in columns]
-        frame = pd.concat([frame, pd.DataFrame(shares, columns=names)], axis=1)
+        frame = pd.concat([frame, pd.DataFrame(shares, columns=_contribution_names(columns))], axis=1)
     if _schema(ds) is not None and _schema(ds).missing == "impute":  # which of the row's cells were imputed (last)
         frame["imputed"] = imputed_cells(ds)
-    return Detection(with_ids(ds, frame), scores, threshold, rule, shares, columns)
+    carried = list(ds.ids.columns) if ds.ids is not None else []
+    return Detection(with_ids(ds, frame), scores, threshold, rule, shares, columns,
+                     output_names(carried, list(frame.columns)))
+
+
+def _contribution_names(columns: list[str]) -> list[str]:
+    """A feature's contribution column is named after it; "contribution_<name>" where that name is one of
+    ours (RESERVED), prefixed again while another column has it."""
+    taken = set(RESERVED) | set(columns)
+    names = []
+    for c in columns:
+        name = c
+        while name in RESERVED or (name != c and name in taken):
+            name = f"contribution_{name}"
+        taken.add(name)
+        names.append(name)
+    return names

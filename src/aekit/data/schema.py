@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aekit.data import numbers
 from aekit.data.base import check_regular_file
 from aekit.data.options import as_list
 from aekit.errors import DataError, suggest
@@ -46,7 +47,7 @@ DATE_SAMPLE = 1000  # values tried as dates before the whole column is
 _ID_NAME = re.compile(r"(^|[_\-\s.])(id|ids|key|index|idx|uuid|guid|no|nr|num|number)$|^(#|row|unnamed: ?\d+|)$",
                       re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z0-9](Id|ID|Key|Index|Idx|No|Nr|Num)$")
-_MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none", "<na>", "nat"}
+_MISSING_TEXT = numbers.MISSING_TEXT
 
 
 ROLE_OPTIONS = ("columns", "exclude", "categorical", "id_columns")  # the load options a schema fixes
@@ -109,6 +110,9 @@ class TableSchema:
     # fields existed read as "error" with no fill (what those versions did).
     missing: str = "impute"
     fill: dict = field(default_factory=dict)  # numeric column -> its median on the training rows
+    # numeric text column written with a thousands separator or decimal comma -> {"thousands", "decimal"}
+    # (numbers.py); a column of plain numbers has none. Older schemas have none.
+    formats: dict = field(default_factory=dict)
 
     def encoded_names(self) -> list[str]:
         """One name per model input: a numeric column's name, "column=value" for each category."""
@@ -128,7 +132,7 @@ class TableSchema:
         return {"features": list(self.features), "numeric": list(self.numeric),
                 "categorical": {k: list(v) for k, v in self.categorical.items()}, "ids": list(self.ids),
                 "roles": dict(self.roles), "label_column": self.label_column, "missing": self.missing,
-                "fill": dict(self.fill)}
+                "fill": dict(self.fill), "formats": {k: dict(v) for k, v in self.formats.items()}}
 
     def unit_inputs(self) -> list[int]:
         """The indices of the one-hot inputs (categorical levels): 0 or 1, never rescaled."""
@@ -155,13 +159,14 @@ class TableSchema:
         if not isinstance(data, dict):
             raise DataError(f"table schema must be a mapping, got {type(data).__name__}")
         expected = ("features", "numeric", "categorical", "ids", "roles", "label_column")
-        optional = ("missing", "fill")  # newer fields: an older schema without them reads as it was written
+        optional = ("missing", "fill", "formats")  # newer fields: an older schema without them reads as it was written
         missing = [k for k in expected if k not in data]
         unknown = [k for k in data if k not in expected + optional]
         if missing or unknown:
             raise DataError(f"table schema: missing fields {missing}, unknown fields {unknown}; "
                             f"expected {list(expected + optional)}")
-        schema = cls(**{k: data[k] for k in expected}, missing=data.get("missing", "error"), fill=data.get("fill", {}))
+        schema = cls(**{k: data[k] for k in expected}, missing=data.get("missing", "error"), fill=data.get("fill", {}),
+                     formats=data.get("formats", {}))
         _validate(schema)
         return schema
 
@@ -203,6 +208,10 @@ def _validate(schema: TableSchema) -> None:
     if not isinstance(fill, dict) or not all(k in numeric and isinstance(v, (int, float)) and not isinstance(v, bool)
                                              and math.isfinite(v) for k, v in fill.items()):
         raise DataError(f"table schema: 'fill' must map numeric columns to finite numbers, got {fill!r}")
+    formats = schema.formats
+    if not isinstance(formats, dict) or not all(k in numeric and numbers.is_format(v) for k, v in formats.items()):
+        raise DataError(f"table schema: 'formats' must map numeric columns to a thousands separator and a decimal "
+                        f"mark of {[numbers.to_json(f) for f in numbers.FORMATS[:2]]}..., got {formats!r}")
 
 
 def as_schema(schema) -> TableSchema:
@@ -301,7 +310,7 @@ def _chosen_role(frame, name: str, chosen) -> str:
             raise
         role, why = "excluded", None
     if chosen is not None and name in chosen and role not in FEATURE_ROLES:
-        role, why = ("numeric" if _all_numbers(frame[name]) else "categorical"), None
+        role, why = ("numeric" if numbers.column_format(frame[name]) is not False else "categorical"), None
     elif chosen is not None and name not in chosen and role in FEATURE_ROLES:
         role, why = "excluded", None
     if why:
@@ -316,16 +325,17 @@ def _schema(frame, order: list, roles: dict, label, where: str, missing: str) ->
                         "name some with columns= or categorical=")
     categorical = {c: pooled_levels(frame[c]) for c in features if roles[c] == "categorical"}
     numeric = [c for c in features if roles[c] == "numeric"]
+    formats = {c: f for c in numeric if (f := numbers.column_format(frame[c]))}
     return TableSchema(features=features, numeric=numeric,
                        categorical=categorical, ids=[c for c in frame.columns if roles[c] in CARRIED_ROLES],
-                       roles=roles, label_column=label, missing=missing, fill={c: _median(frame[c]) for c in numeric})
+                       roles=roles, label_column=label, missing=missing,
+                       fill={c: _median(frame[c], formats.get(c)) for c in numeric},
+                       formats={c: numbers.to_json(f) for c, f in formats.items()})
 
 
-def _median(series) -> float:
+def _median(series, fmt) -> float:
     """A numeric column's median over its finite values (0 when it has none): what fills its empty cells."""
-    import pandas as pd
-
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = numbers.column_numbers(series, fmt)
     values = values[np.isfinite(values)]
     return float(np.median(values)) if len(values) else 0.0
 
@@ -377,44 +387,44 @@ def _guess(frame, name: str) -> tuple[str, str | None]:
 
 
 def _guess_text(frame, name: str, values, override: str) -> tuple[str, str | None]:
-    import pandas as pd
-
     text = values.astype(str).str.strip()
-    values, text = values[(text != "").to_numpy()], text[text != ""]  # blank text is a missing value
+    nonblank = (text != "").to_numpy()
+    values, text = values[nonblank], text[nonblank]  # blank text is a missing value
     if text.empty:
         return "excluded", "has no values: left out"
-    numbers = pd.to_numeric(text, errors="coerce")
-    is_number = numbers.notna() | text.str.lower().isin(_MISSING_TEXT)
+    empty = text.str.lower().isin(_MISSING_TEXT).to_numpy()
+    fmt, read, readable = numbers.best_reading(text[~empty])  # numbers as people write them (numbers.py)
+    is_number = empty.copy()
+    is_number[~empty] = read
     distinct = text.nunique()
     if is_number.all():
         return ("id" if looks_like_id(name) and distinct == len(text) else "numeric"), None
     if is_number.mean() >= 0.5:
-        first = int(np.argmin(is_number.to_numpy()))
-        position = int(np.flatnonzero(frame[name].notna().to_numpy())[first])  # in the frame, not among values
-        raise DataError(f"{_where(frame)}: {_row(frame, position)}, column {name!r}: "
-                        f"{values.iloc[first]!r} is not a number (most of the column is); fix it, or {override}")
-    if _dates(text) is not None:
+        first = int(np.argmin(is_number))
+        position = int(np.flatnonzero(frame[name].notna().to_numpy())[nonblank][first])  # in the frame
+        written = f", with {numbers.describe(fmt)}" if fmt is not None else ""
+        raise DataError(f"{_where(frame)}: {_row(frame, position)}, column {name!r}: {values.iloc[first]!r} is "
+                        f"not a number (most of the column is{written}); fix it, or {override}")
+    mixed = numbers.mixed_reason(text[~empty], readable, read)
+    if mixed is None and _dates(text) is not None:
         return "timestamp", None
     if distinct <= max(2, min(MAX_CATEGORIES, len(frame) // 5)):
-        return "categorical", None
-    if distinct == len(text):
-        return "id", None
-    return "text", (f"holds free text ({distinct} distinct values in {len(frame)} rows): kept out of the "
-                    f"features and carried like an identifier; {override}")
-
-
-def _all_numbers(series) -> bool:
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return True
-    text = series.dropna().astype(str).str.strip()
-    return bool((pd.to_numeric(text, errors="coerce").notna() | text.str.lower().isin(_MISSING_TEXT)).all())
+        role = "categorical"
+    elif distinct == len(text):
+        role = "id"
+    else:
+        return "text", (f"{mixed + '; it ' if mixed else ''}holds free text ({distinct} distinct values in "
+                        f"{len(frame)} rows): kept out of the features and carried like an identifier; {override}")
+    return role, None if mixed is None else (
+        f"{mixed}: it is {'a categorical feature' if role == 'categorical' else 'carried as an identifier'}; "
+        f"write its numbers one way to have them read as numbers, or pass exclude=[{name!r}] to drop it")
 
 
 def _dates(text):
-    """The datetime64 values of text when every value is a date or time of one format, else None.
-    A format must name a year or an hour: '1-2' or 'Jan' are categories, not dates."""
+    """The datetime64 values (in UTC) of text when every value is a date or time of one format, else None.
+    A format must name a year or an hour: '1-2' or 'Jan' are categories, not dates. Times with different
+    UTC offsets, or some with an offset and some without (taken as UTC), are times all the same: the
+    column is carried as written, never converted (issue 25: it became one-hot features)."""
     import pandas as pd
     from pandas.tseries.api import guess_datetime_format
 
@@ -427,8 +437,8 @@ def _dates(text):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                pd.to_datetime(sample, format=fmt)
-                return pd.to_datetime(text, format=fmt)
+                pd.to_datetime(sample, format=fmt, utc=True)
+                return pd.to_datetime(text, format=fmt, utc=True)
         except (ValueError, TypeError, OverflowError):
             continue
     return None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aekit.data import numbers
 from aekit.data.base import Dataset, check_allocation, check_regular_file, make_dataset
 from aekit.data.missing import apply_policy
 from aekit.data.schema import (
@@ -307,7 +308,7 @@ def encode(frame, schema) -> np.ndarray:
             x[:, j : j + len(categories)] = _one_hot(frame[column], categories)
             j += len(categories)
         else:
-            x[:, j] = _numbers(frame, column)
+            x[:, j] = _numbers(frame, column, schema.formats.get(column))
             j += 1
     return x
 
@@ -327,23 +328,29 @@ def _one_hot(series, categories: list) -> np.ndarray:
     return out
 
 
-def _numbers(frame, column: str) -> np.ndarray:
-    """A numeric column as float64; text that is no number is a DataError naming row and column."""
+def _numbers(frame, column: str, written=None) -> np.ndarray:
+    """A numeric column as float64, text read as the schema's format says (`written`, numbers.py) or, when
+    it records none and the cells are no plain numbers, in the one format that reads them all; text that
+    is no number is a DataError naming row and column."""
     import pandas as pd
 
     series = frame[column]
     dtype = series.dtype
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-        text = series.astype(object).where(series.notna(), "").astype(str).str.strip()
-        numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(numbers) & ~text.str.lower().isin(_MISSING_TEXT).to_numpy()
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise DataError(f"{_where(frame)}: {_row(frame, i)}, column {column!r}: {series.iloc[i]!r} is not a number")
-        return numbers
-    raise DataError(f"{_where(frame)}: column {column!r} holds {dtype} values where the table schema wants numbers")
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        raise DataError(f"{_where(frame)}: column {column!r} holds {dtype} values where the table schema wants numbers")
+    fmt = numbers.as_format(written)
+    if fmt is None:
+        found = numbers.column_format(series)
+        fmt = found or None
+    values = numbers.column_numbers(series, fmt)
+    bad = np.isnan(values) & ~numbers.cell_text(series).str.lower().isin(_MISSING_TEXT).to_numpy()
+    if bad.any():
+        i = int(np.argmax(bad))
+        how = f" written with {numbers.describe(fmt)}" if fmt is not None else ""
+        raise DataError(f"{_where(frame)}: {_row(frame, i)}, column {column!r}: {series.iloc[i]!r} is not a number{how}")
+    return values
 
 
 def decode(x, schema):

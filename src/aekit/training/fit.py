@@ -20,6 +20,7 @@ from aekit.inference import apply
 from aekit.models.kinds import model_from_config
 from aekit.runs import run as runs
 from aekit.training import distributed, summaries
+from aekit.training.divergence import Diverged
 from aekit.training.folder import inspect, writing
 from aekit.training.loop import Trainer, TrainingData, evaluate_loss, plan, split
 from aekit.training.options import FitOptions, resolve_device, threads_for, torch_threads
@@ -131,7 +132,10 @@ def _train(model, data, opts, dest, dist, dev, callback, command, x, verbose, wr
         with summaries.opened(log_dir, len(history) + 1, examples) as board:
             trainer = Trainer(model, data.resident(dev), opts, shuffle, dev, dist, used_precision, callback,
                               dest.write_to if writes else None, history, verbose, board)
-            trainer.run(plan(model, opts.epochs), state)
+            try:
+                trainer.run(plan(model, opts.epochs), state)
+            except Diverged as e:  # say what the run folder keeps (the loop knows epochs, not folders)
+                raise e.located(dest.folder if writes else None, writes and dest.staging) from None
     if not model.config.variational:  # the Gaussian plain autoencoders sample from (model.sample)
         rows = trainer.data.train_rows[:_INIT_ROWS]
         model.fit_code_density(apply(model, trainer.data.data, lambda m, b: m.code(b), rows=rows, numpy=False))
@@ -191,11 +195,18 @@ def _training_data(config, x, x_val, opts: FitOptions, y=None, y_val=None) -> Tr
 
 def _labels(config, x, y, n: int, name: str) -> torch.Tensor | None:
     """The labels a conditional model trains with: y, else a Dataset's integer labels; None for other models
-    (which refuse an explicit y: they do not use labels)."""
+    (which refuse an explicit y: they do not use labels). A conditional model without labels is a DataError:
+    it would train as an unconditional one and then ignore the class it is asked for."""
     if y is None and config.n_classes:
         labels = getattr(x, "y", None)
         if labels is not None and np.issubdtype(np.asarray(labels).dtype, np.integer):
             y = labels
+        else:
+            raise DataError(
+                f"{name}: a conditional model (kind {config.kind!r}, n_classes={config.n_classes}) needs class labels "
+                f"and {'x_val' if name == 'y_val' else 'x'} has none: give {name}= (one class in [0, {config.n_classes}) "
+                "per row, -1 for unknown), or data with labels (a table's label_column=, a labelled dataset); "
+                "for an unconditional model use kind 'vae'")
     return None if y is None else check_labels(y, n, config.n_classes, name)
 
 

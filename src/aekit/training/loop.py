@@ -24,6 +24,7 @@ from aekit.inference import evaluating
 from aekit.models.stacked import greedy_layers
 from aekit.runs.run import History
 from aekit.training import distributed
+from aekit.training.divergence import check_epoch
 from aekit.training.options import FitOptions, learning_rate
 from aekit.training.precision import autocast as precision_autocast
 from aekit.training.state import TrainingState, commit_epoch
@@ -261,9 +262,12 @@ class Trainer:
         self.folder, self.history, self.verbose = folder, history, verbose
         self.summaries = summaries  # TensorBoard (fit's log_dir), on rank 0
         self.last_state: TrainingState | None = None  # of the last epoch trained here
+        self.kept: tuple[str, int] | None = None  # (stage, epoch) the model's last finite weights are from
 
     def run(self, stages: list[Stage], state: TrainingState | None) -> None:
-        """Every stage in turn; a resumed run skips the stages (and epochs) it has finished."""
+        """Every stage in turn; a resumed run skips the stages (and epochs) it has finished. A non-finite
+        loss or weight raises divergence.Diverged with the last finite epoch's weights in the model."""
+        self.kept = (state.stage, state.epoch) if state is not None else None
         for index, stage in enumerate(stages):
             resumed = state is not None and state.stage_index == index
             if state is not None and (index < state.stage_index or (resumed and state.is_finished(stage.epochs))):
@@ -303,6 +307,7 @@ class Trainer:
                                                 self._rng_states(), stopping.best)
                 if self.folder is not None:
                     commit_epoch(self.folder, self.model, self.history, self.last_state)
+                self.kept = (stage.name, epoch)
                 if self.summaries is not None:  # after the commit: the log never runs ahead of the run folder
                     self._summarise(stage, epoch, done, row, optimizer)
                 if done:
@@ -310,7 +315,8 @@ class Trainer:
         return stop_run
 
     def _epoch(self, stage, index, epoch, data, step, steps, bar, last_good) -> dict:
-        """Train and validate one epoch; its History row (appended). Non-finite terms restore last_good."""
+        """Train and validate one epoch; its History row (appended). A non-finite loss term, weight or optimizer
+        state restores last_good and raises divergence.Diverged."""
         t0 = time.perf_counter()
         if self.dist.enabled:
             # Each rank its own noise stream (corruption, VAE sampling), reproducible per epoch
@@ -322,14 +328,12 @@ class Trainer:
             train = train_epoch(stage.model, data, step, self.opts, self.shuffle, bar, (epoch - 1) * steps)
         val = evaluate_loss(stage.model, data.val_data, data.val_rows, labels=data.val_labels) if len(data.val_rows) else {}
         seconds = time.perf_counter() - t0
-        for prefix, terms in (("train", train), ("validation", val)):
-            for term, value in terms.items():
-                if not math.isfinite(value):
-                    self.model.load_state_dict(last_good)
-                    raise TrainingError(
-                        f"{prefix} loss term {term!r} became {value} in epoch {epoch} of stage {stage.name!r}; "
-                        "the weights of the last good epoch were kept (try a lower lr or clip_grad_norm)"
-                    )
+        try:
+            check_epoch(self.model, step.optimizer, {"train": train, "validation": val}, stage.name, epoch,
+                        self.kept, self.opts.lr)
+        except TrainingError:
+            self.model.load_state_dict(last_good)  # nothing of this epoch is kept, in memory or on disk
+            raise
         row = {"stage": stage.name, "epoch": epoch, "seconds": round(seconds, 4)}
         row.update({f"train_{k}": v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})

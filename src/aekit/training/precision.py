@@ -20,6 +20,7 @@ from aekit.errors import ConfigError, unknown
 from aekit.inference import evaluating
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CONVOLUTIONAL = ("conv", "fully_conv")  # architectures that "auto" keeps in fp32 on a CPU
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Below this many forward FLOPs per example a CPU step is bound by per-operation
@@ -99,11 +100,10 @@ def resolve(precision: str, device: torch.device, model) -> str:
         return "fp32"
     if cuda:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type != "cpu" or forward_flops(model) < MIN_FORWARD_FLOPS:
-        return "fp32"
     # CPU convolutions gain little from bf16 (1.07x for the conv VAE of benchmarks/speed.py,
-    # against 1.5x for the MLP VAE): not worth the lost mantissa bits.
-    if c.architecture == "conv":
+    # against 1.5x for the MLP VAE): not worth the lost mantissa bits. The same holds for the
+    # fully convolutional models, which are nothing but convolutions (issue 25).
+    if device.type != "cpu" or c.architecture in CONVOLUTIONAL or forward_flops(model) < MIN_FORWARD_FLOPS:
         return "fp32"
     return "bf16" if cpu_bf16_speedup() >= MIN_BF16_SPEEDUP else "fp32"
 
