@@ -8,24 +8,33 @@ foreign run folder), 1 runtime failures. Errors print one line, no traceback
 Here: the `main` group, `run` (errors to exit codes) and the registration of the commands, one module per
 group of commands: info (kinds, datasets, report, tour), train (train, resume), evaluate, use (generate,
 encode, reconstruct, interpolate), detect, codec (compress, decompress), export (ONNX files). Shared by
-them: options (what a command reads: the option schema, conversions, --data/--missing/--threads, the run),
-flags (train's and resume's model and fit flags, typed, with defaults and ranges, from the dataclasses)
-and outputs (what it writes). Ctrl-C: one line (train: what the run folder kept and how to resume), exit 130.
+them: options (what a command reads: the option schema, conversions, --data/--missing/--threads/
+--max-memory, the run), flags (train's and resume's model and fit flags, typed, with defaults and ranges,
+from the dataclasses) and outputs (what it writes, through the one writer of runs/storage.py).
+
+Signals: `run` installs the SIGINT and SIGTERM handlers once (storage.handle_signals): both become an
+exception, every temporary file is removed, and one line says what was kept and how to go on (train and
+resume: the last finished epoch and the resume command; the others: what was written, else that nothing
+was and the files there are unchanged); exit 130 (SIGINT) or 143 (SIGTERM).
 
 Start-up: `aekit --help` and `--version` do not import torch. The modules here import click, the standard
-library and aekit.errors at module level; everything else is imported inside the commands.
+library, aekit.errors and aekit.runs.storage (no torch) at module level; everything else is imported
+inside the commands.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 
 import click
 
+from aekit import budget
 from aekit.cli import codec, detect, evaluate, export, info, train, use
 from aekit.errors import AekitError, CheckpointError, ConfigError, DataError
+from aekit.runs import storage
 
 USAGE_ERRORS = (ConfigError, DataError, CheckpointError)
 
@@ -43,7 +52,19 @@ for _module in (info, train, evaluate, use, detect, codec, export):
 
 
 def run(argv=None) -> int:
-    """Entry point: map errors to exit codes and one line on stderr (warnings: one line each too)."""
+    """Entry point: map errors to exit codes and one line on stderr (warnings: one line each too); SIGINT
+    and SIGTERM handled (module docstring), no temporary file left on any exit."""
+    storage.reset()
+    budget.set_max_memory(None)  # each command its own limit: --max-memory, else AEKIT_MAX_MEMORY or the default
+    restore = storage.handle_signals()
+    try:
+        return _run(argv)
+    finally:
+        storage.remove_temporaries()
+        restore()
+
+
+def _run(argv) -> int:
     debug = bool(os.environ.get("AEKIT_DEBUG"))
     if not debug:
         warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
@@ -57,7 +78,9 @@ def run(argv=None) -> int:
             raise
         click.echo(f"error: {e.format_message()}", err=True)
         return 2 if isinstance(e, click.UsageError) else e.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click's own wrapping of Ctrl-C (and our SIGTERM)
+            return _interrupted(e.__cause__)
         click.echo("aborted", err=True)
         return 1
     except USAGE_ERRORS as e:
@@ -70,9 +93,8 @@ def run(argv=None) -> int:
             raise
         click.echo(f"error: {_one_line(e)}", err=True)
         return 1
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except MemoryError:
         if debug:
             raise
@@ -83,6 +105,23 @@ def run(argv=None) -> int:
             raise
         click.echo(f"error: {type(e).__name__}: {_one_line(e)} (AEKIT_DEBUG=1 shows the traceback)", err=True)
         return 1
+
+
+def _interrupted(e: KeyboardInterrupt) -> int:
+    """One line: what the command had written whole (each file is whole or not there: runs/storage.py) and
+    that the rest is unchanged; the exit code of the signal."""
+    storage.remove_temporaries()
+    signum = getattr(e, "signum", signal.SIGINT)
+    how = "interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})"
+    done = [str(p) for p in storage.written()]
+    if not done:
+        click.echo(f"{how}: nothing was written, and files that were there are unchanged; run the command "
+                   "again to do it", err=True)
+    else:
+        shown = ", ".join(done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")
+        click.echo(f"{how}: only {shown} {'was' if len(done) == 1 else 'were'} written (whole); nothing else "
+                   "changed; run the command again to do the rest", err=True)
+    return 128 + signum
 
 
 def _one_line(e: BaseException) -> str:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from aekit.cli.options import load_run, run_data, set_threads, with_data, with_threads
-from aekit.cli.outputs import is_table_file, write_frame
+from aekit.cli.options import Command, load_run, run_data, set_threads, with_data, with_threads
+from aekit.cli.outputs import claim, is_table_file, with_overwrite, write_frame
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @with_data()
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
@@ -24,8 +24,10 @@ from aekit.cli.outputs import is_table_file, write_frame
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="names in top_features")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="also write an HTML report: score histogram, threshold, top anomalies and their causes")
+@with_overwrite
 @with_threads
-def detect(run, data, data_option, out, contamination, false_alarm_rate, explain, top, report_path, threads):
+def detect(run, data, data_option, out, contamination, false_alarm_rate, explain, top, report_path, overwrite,
+           threads):
     """Anomaly scores of --data (higher = more anomalous), outlier labels and, with --explain, why."""
     set_threads(threads)
     from aekit.anomaly import detect as scoring
@@ -36,11 +38,10 @@ def detect(run, data, data_option, out, contamination, false_alarm_rate, explain
         raise click.UsageError(f"--out {out}: use a .csv or .tsv file")
     if report_path is not None and Path(report_path).suffix.lower() not in (".html", ".htm"):
         raise click.UsageError(f"--report {report_path}: use an .html file")
-    for path in filter(None, (out, report_path)):
-        if not Path(path).parent.exists():
-            raise click.UsageError(f"{path}: folder {Path(path).parent} does not exist")
     loaded = load_run(run)
     ds = run_data(loaded, data, data_option)
+    claim(out, "--out", overwrite)
+    claim(report_path, "--report", overwrite)
     result = scoring.detect(loaded, ds, contamination, false_alarm_rate, explain, top,
                             contributions=report_path is not None)
     write_frame(out, result.frame)

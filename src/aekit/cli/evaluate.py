@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
-from aekit.cli.options import load_run, run_data, set_threads, with_data, with_threads
+from aekit.cli.options import Command, load_run, note_data, run_data, set_threads, with_data, with_threads
+from aekit.cli.outputs import claim, with_overwrite
 from aekit.errors import AekitError
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @with_data()
 @click.option("--log-likelihood-samples", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -24,20 +25,22 @@ from aekit.errors import AekitError
                    "training data) and PNG/JPEG/WebP for images")
 @click.option("--report", "report_out", type=click.Path(dir_okay=False),
               help="write the metrics (and the rate-distortion plot) as an HTML page")
+@with_overwrite
 @with_threads
 def evaluate(run, data, data_option, log_likelihood_samples, log_likelihood_examples, json_out, rate_distortion,
-             report_out, threads):
+             report_out, overwrite, threads):
     """Measure the model of RUN on --data: reconstruction, likelihood, latent space, compression."""
     set_threads(threads)
     from aekit.evaluation.evaluate import evaluate as ev
     from aekit.report.run import flatten, write_evaluation
     from aekit.runs import storage
 
-    for flag, path in (("--json", json_out), ("--report", report_out)):
-        if path and not Path(path).parent.exists():
-            raise click.UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
     loaded = load_run(run)
     ds = run_data(loaded, data, data_option)
+    if rate_distortion:
+        note_data(loaded, None)  # the PCA codec is fitted on the run's training data
+    claim(json_out, "--json", overwrite)
+    claim(report_out, "--report", overwrite)
     result = ev(loaded.model, ds, log_likelihood_samples=log_likelihood_samples,
                 log_likelihood_examples=log_likelihood_examples)
     header = f"{result['examples']} examples of {ds.name}"

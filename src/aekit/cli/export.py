@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from aekit.cli.options import Command, set_threads, with_threads
 
-@click.command()
+
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @click.option("--format", "file_format", default="onnx", show_default=True, metavar="FORMAT",
               help="the file format: onnx")
@@ -14,12 +18,18 @@ import click
 @click.option("--overwrite", is_flag=True, help="replace those files where --out already holds them")
 @click.option("--exporter", type=click.Choice(["auto", "torchscript", "dynamo"]), default="auto", show_default=True,
               help="torch's ONNX exporter: auto takes the TorchScript one and falls back to dynamo")
-def export(run, file_format, out, overwrite, exporter):
+@with_threads
+def export(run, file_format, out, overwrite, exporter, threads):
     """Write RUN's encoder, decoder and anomaly scorer as ONNX files into --out, with a manifest."""
     from aekit.onnx_export import MANIFEST
     from aekit.onnx_export import export as export_files
+    from aekit.runs import storage
     from aekit.runs.storage import read_json
 
+    set_threads(threads)
+    storage.note_read(run, f"the run folder {run}")
+    if Path(out).parent.is_dir():  # (a new parent is made by the export)
+        storage.check_target(out, "--out", folder=True)  # not into the run it reads, not onto a file
     folder = export_files(run, out, format=file_format, overwrite=overwrite, exporter=exporter)
     manifest = read_json(folder / MANIFEST)
     for name, facts in manifest["files"].items():

@@ -1,6 +1,10 @@
 """What the commands read: the option schema (every model option of every kind, every fit option), the
 conversion of flags, --set pairs and --config files to the library's types, the shared flags (--data,
---threads, the model and fit flags), and the run and data a command works on.
+--threads, --max-memory, the model and fit flags), and the run and data a command works on (each one
+recorded as read: no output of the command goes onto it, runs/storage.py).
+
+Every command is a `Command`: an option that takes one value, given twice, is a usage error (click would
+keep the last one silently); repeatable options (--data-option, --set) accumulate.
 
 The schema lives in modules that import torch, so it is read on first use: `aekit --help` lists the
 commands without it (LateOptions, LateChoice).
@@ -28,10 +32,29 @@ MISSING_HELP = ("empty cells of a table: impute them (the training rows' median,
                 "the data option missing=")
 
 
+# ----- commands -----
+
+
+class Command(click.Command):
+    """A command whose single-valued options may be given once: `--epochs 3 --epochs 5` is a usage error
+    naming the option, not 5 (multiple=True options, counts and flags are not single values)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        seen = set()
+        for param in order:
+            single = isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag)
+            if single and param.name in seen:
+                raise click.UsageError(f"option {param.opts[-1]} is given more than once: give it once "
+                                       "(a later value would silently replace the first)", ctx=ctx)
+            seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
 # ----- options whose definition needs the library (read on first use) -----
 
 
-class LateOptions(click.Command):
+class LateOptions(Command):
     """A command whose last options come from `late_options()`, called when they are first needed (its
     own --help, parsing, the docs), not when the command is registered."""
 
@@ -278,12 +301,50 @@ def with_data(data_help: str = DATA_HELP, required: bool = False, option_help: s
     return decorate
 
 
+class Size(click.ParamType):
+    """A memory size: 8G, 512M, 2.5GB or bytes (aekit.budget.parse_size)."""
+
+    name = "size"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "SIZE"
+
+    def convert(self, value, param, ctx):
+        from aekit.budget import parse_size
+        from aekit.errors import ConfigError
+
+        try:
+            return value if isinstance(value, int) else parse_size(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
 def with_threads(fn):
     """--threads N: torch threads for this command (training: fit's n_threads; default: 1 for small
-    models or a busy machine, see the README)."""
-    fn = click.option("--threads", type=click.IntRange(1, 1024), default=None,
-                      help="torch threads (default: chosen from the model size and the machine's load)")(fn)
-    return fn
+    models or a busy machine, see the README), at most the cores this process may use: more is capped,
+    with a one-line warning (threads beyond the cores only wait for each other; 1024 of them exhausted
+    the process's thread limit, and pyarrow then failed to import).
+    --max-memory SIZE: the memory limit every size is checked against before it is allocated
+    (aekit.budget), set before the command does anything else."""
+
+    @functools.wraps(fn)
+    def command(*args, threads=None, max_memory=None, **kwargs):
+        from aekit import budget
+
+        if max_memory is not None:
+            budget.set_max_memory(max_memory)
+        if threads is not None and threads > budget.cores():
+            click.echo(f"warning: --threads {threads} is more than the {budget.cores()} cores this process may "
+                       f"use: using {budget.cores()}", err=True)
+            threads = budget.cores()
+        return fn(*args, threads=threads, **kwargs)
+
+    command = click.option("--max-memory", type=Size(), default=None,
+                           help="memory limit for the sizes this command allocates, e.g. 8G "
+                                "(default: AEKIT_MAX_MEMORY, else 75% of the machine's memory)")(command)
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="torch threads, at most the machine's cores (default: chosen from the model "
+                             "size and the machine's load)")(command)
 
 
 def set_threads(threads) -> None:
@@ -293,15 +354,31 @@ def set_threads(threads) -> None:
         torch.set_num_threads(threads)
 
 
-# ----- the run and the data a command works on -----
+# ----- the run and the data a command works on (each recorded as read: runs/storage.py) -----
 
 
-def load_run(run: str):
+def load_run(run: str, reads: bool = True):
+    """The run in folder `run`; with `reads`, its folder is recorded as read (nothing this command writes
+    goes into it). train, resume and report write their own run folder: they pass reads=False."""
+    from aekit.runs import storage
     from aekit.runs.run import load_run as load
 
+    if reads:
+        storage.note_read(run, f"the run folder {run}")
     return load(run)
+
+
+def note_data(run, data) -> None:
+    """Record the data a command reads: --data when it is a path, else the run's recorded training source."""
+    from aekit.runs import storage
+
+    if data is None and run is not None and run.source:
+        data = run.source.get("name")
+    if isinstance(data, str):
+        storage.note_read(data, f"the data ({data})")
 
 
 def run_data(run, data, data_option):
     """--data (default: the run's recorded training source) in the run's scaling."""
+    note_data(run, data)
     return run.dataset(data, data_options(data_option))

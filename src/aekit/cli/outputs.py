@@ -1,5 +1,9 @@
-"""What the commands write: arrays (.npy, .csv, .tsv), tables, image grids and folders of images, each
-written atomically, with the --out checks (the folder exists, the suffix fits the data)."""
+"""What the commands write: arrays (.npy, .csv, .tsv), tables, image grids and folders of images, all
+through the one writer (runs/storage.py: atomic, never onto an input, never onto a FIFO or a device).
+
+A user-named output is claimed (`claim`) once the command has opened what it reads and before the work:
+an existing one is refused unless --overwrite (`with_overwrite`), so that a long computation never ends
+in a refusal, and the same checks run again when it is written."""
 
 from __future__ import annotations
 
@@ -12,9 +16,30 @@ import click
 if TYPE_CHECKING:
     import numpy as np
 
+OVERWRITE_HELP = "replace the output files (or folder) when they exist (default: refuse)"
+
+
+def with_overwrite(fn):
+    """--overwrite: replace a user-named output that exists (atomically: the old one stays until the new is whole)."""
+    return click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)(fn)
+
 
 def is_table_file(path) -> bool:
     return Path(path).suffix.lower() in (".csv", ".tsv")
+
+
+def is_image_folder(path) -> bool:
+    """--out without a suffix names a folder of images (decompress)."""
+    return not Path(path).suffix
+
+
+def claim(path, flag: str, overwrite: bool, folder: bool = False) -> Path | None:
+    """A user-named output, checked now (runs/storage.expect_output); None passes through."""
+    if path is None:
+        return None
+    from aekit.runs import storage
+
+    return storage.expect_output(path, flag, overwrite=overwrite, folder=folder)
 
 
 def write_output(path, array, model, ncols=8, header=None) -> None:
@@ -22,8 +47,6 @@ def write_output(path, array, model, ncols=8, header=None) -> None:
     if path is None:
         return
     path = Path(path)
-    if not path.parent.exists():
-        raise click.UsageError(f"--out {path}: folder {path.parent} does not exist")
     if path.suffix.lower() == ".png":
         _save_images(path, array, model.config.input_shape, ncols)
     else:
@@ -32,18 +55,17 @@ def write_output(path, array, model, ncols=8, header=None) -> None:
 
 
 def write_frame(path, frame) -> None:
-    """A table as .csv or .tsv, written atomically."""
+    """A table as .csv or .tsv."""
     from aekit.runs import storage
 
     path = Path(path)
-    if not path.parent.exists():
-        raise click.UsageError(f"--out {path}: folder {path.parent} does not exist")
     storage.write_text(path, frame.to_csv(index=False, sep="\t" if path.suffix.lower() == ".tsv" else ","))
     click.echo(f"wrote {path}")
 
 
 def save_image_folder(folder: Path, array: np.ndarray, input_shape) -> None:
-    """One 8-bit PNG per example (values in [0, 1]), named by index, each written atomically."""
+    """One 8-bit PNG per example (values in [0, 1]), named by index: the folder written as one (a temporary
+    folder renamed into place), so an interrupted write leaves no half of it."""
     import numpy as np
     from PIL import Image
 
@@ -52,18 +74,18 @@ def save_image_folder(folder: Path, array: np.ndarray, input_shape) -> None:
 
     if image_shape(input_shape) is None:
         raise click.UsageError(f"--out {folder}: the data are not images; write .npy instead")
-    if folder.exists() and not folder.is_dir():
-        raise click.UsageError(f"--out {folder} exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(len(array) - 1)))
-    for i, image in enumerate(as_images(array, input_shape)):
-        buf = io.BytesIO()
-        Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
-        storage.write_bytes(folder / f"{i:0{width}d}.png", buf.getvalue())
+
+    def fill(tmp) -> None:
+        for i, image in enumerate(as_images(array, input_shape)):
+            with open(Path(tmp) / f"{i:0{width}d}.png", "wb") as f:
+                Image.fromarray(np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(f, format="PNG")
+
+    storage.atomic_folder(Path(folder), fill)
 
 
 def _save_array(path: Path, array: np.ndarray, header: list[str] | None = None) -> None:
-    """.npy, .csv or .tsv, written atomically."""
+    """.npy, .csv or .tsv."""
     import numpy as np
 
     from aekit.runs import storage

@@ -20,6 +20,7 @@ from aekit.cli.options import (
     key_values,
     load_run,
     model_flags,
+    note_data,
     set_threads,
     settings_from,
     with_data,
@@ -51,11 +52,16 @@ def train(kind, data, data_option, config_file, overrides, device, out, resume, 
 
     given = {k: v for k, v in flags.items() if v is not None}
     given.update({k: v for k, v in dict(device=device, out=out, resume=resume, overwrite=overwrite).items() if v})
+    if config_file:  # what train reads: the run folder it writes may not be one of them
+        from aekit.runs import storage
+
+        storage.note_read(config_file, f"the --config file {config_file}")
     settings = {**config_file_settings(config_file), **settings_from(given, "option"),
                 **settings_from(key_values(overrides, "--set"), "--set")}
     kind = kind or settings.pop("kind", None)
     settings.pop("kind", None)
     data = data or settings.pop("data", None)
+    note_data(None, data)
     options = {**(settings.pop("data_options", None) or {}), **data_options(data_option)}
     fields = fit_fields()
     fit_args = {k: settings.pop(k) for k in list(settings) if k in fields}
@@ -112,7 +118,8 @@ def _resume(folder: Path, data, options: dict, fit_args: dict, run_args: dict, q
     from aekit.models.kinds import model_from_config
     from aekit.training.options import FitOptions
 
-    run = load_run(folder)
+    run = load_run(folder, reads=False)  # the run folder resume writes
+    note_data(run, data)
     fields = fit_fields()
     recorded = {k: v for k, v in run.training.items() if k in fields}
     fit_args = {**recorded, **fit_args}
@@ -143,19 +150,20 @@ def _fit_and_report(model, ds, folder: Path, fit_args: dict, run_args: dict, qui
     try:
         history = fit(model, ds, out=folder, verbose=0 if quiet else 1, command=command, n_threads=threads,
                       **{k: v for k, v in fit_args.items() if k != "n_threads"}, **run_args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (storage.Interrupted)
         if main_process:
-            click.echo(f"\n{interrupted_line(folder, resumed_at, run_args.get('overwrite', False))}", err=True)
-        raise click.exceptions.Exit(130) from None
+            line = interrupted_line(folder, resumed_at, run_args.get("overwrite", False), getattr(e, "signum", None))
+            click.echo(f"\n{line}", err=True)
+        raise click.exceptions.Exit(getattr(e, "exit_code", 130)) from None
     seconds = time.perf_counter() - started
     if not main_process:
         return
     try:
         write_report(folder, data=ds)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         click.echo(f"\ninterrupted while writing the report: the run in {folder} is complete; "
                    f"`aekit report {shlex.quote(str(folder))}` writes its report", err=True)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(getattr(e, "exit_code", 130)) from None
     metrics = storage.read_json(folder / "metrics.json")
     click.echo(f"\n{kind}: {trained_line(len(history), resumed_at)} in {seconds:.1f} s ({', '.join(history.stages)})")
     for split in ("train", "validation"):
@@ -174,24 +182,28 @@ def trained_line(total: int, resumed_at: int | None) -> str:
     return f"trained {more} more epoch{'' if more == 1 else 's'} ({total} in total)"
 
 
-def interrupted_line(folder: Path, resumed_at: int | None, overwrite: bool) -> str:
-    """What a Ctrl-C left in folder, in one line: the last finished epoch and the command that resumes it."""
+def interrupted_line(folder: Path, resumed_at: int | None, overwrite: bool, signum: int | None = None) -> str:
+    """What a Ctrl-C (or a SIGTERM: `signum`) left in folder, in one line: the last finished epoch and the
+    command that resumes it."""
+    import signal
+
     from aekit.errors import AekitError
     from aekit.runs.run import WEIGHTS, read_history
 
+    how = "interrupted" if signum in (None, signal.SIGINT) else f"interrupted ({signal.Signals(signum).name})"
     resume = f"aekit resume {shlex.quote(str(folder))}"
     if overwrite and resumed_at is None:
-        return f"interrupted: the overwrite was discarded; {folder} holds the run it had before"
+        return f"{how}: the overwrite was discarded; {folder} holds the run it had before"
     try:
         history = read_history(folder) if (folder / WEIGHTS).is_file() else None
     except (AekitError, OSError, ValueError):
         history = None
     if not history:
-        return f"interrupted before the first epoch ended: nothing was kept in {folder}"
+        return f"{how} before the first epoch ended: nothing was kept in {folder}"
     last = history[-1]
     where = f"epoch {last.get('epoch', len(history))}"
     if len(history.stages) > 1:
         where += f" of stage {last['stage']!r} ({len(history)} epochs in all)"
     if resumed_at is not None:
         where += f", {len(history) - resumed_at} of them in this session"
-    return f"interrupted: {folder} keeps the last finished epoch ({where}); continue with: {resume}"
+    return f"{how}: {folder} keeps the last finished epoch ({where}); continue with: {resume}"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from aekit.cli.options import SEED, LateChoice, load_run, run_data, set_threads, with_data, with_threads
-from aekit.cli.outputs import is_table_file, write_frame, write_output
+from aekit.cli.options import SEED, Command, LateChoice, load_run, run_data, set_threads, with_data, with_threads
+from aekit.cli.outputs import claim, is_table_file, with_overwrite, write_frame, write_output
 
 
 def _densities():
@@ -29,7 +29,7 @@ def _conditioning(model, ds):
     return conditioning(model, ds)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="how many samples")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="grid.png, samples.npy or .csv")
@@ -37,8 +37,9 @@ def _conditioning(model, ds):
 @click.option("--density", type=LateChoice(_densities), default=None,
               help="for plain autoencoders (default gmm); a VAE samples its prior unless given")
 @click.option("--label", type=int, default=None, help="the class a conditional VAE (kind cvae) generates")
+@with_overwrite
 @with_threads
-def generate(run, n, out, seed, density, label, threads):
+def generate(run, n, out, seed, density, label, overwrite, threads):
     """Generate N new examples from RUN (VAE: the prior; others: a density fitted to the training codes)."""
     set_threads(threads)
     from aekit.evaluation.generation import sample
@@ -51,20 +52,23 @@ def generate(run, n, out, seed, density, label, threads):
     train = None
     if density is not None or not isinstance(run.model, VariationalAutoencoder):
         train = run_data(run, None, ())
+    claim(out, "--out", overwrite)
     samples = sample(run.model, n, train=train, density=density, seed=seed, labels=label)
     write_output(out, samples, run.model, ncols=min(16, n))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @with_data()
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="codes.npy or codes.csv")
+@with_overwrite
 @with_threads
-def encode(run, data, data_option, out, threads):
+def encode(run, data, data_option, out, overwrite, threads):
     """Write the codes of --data (VAE: posterior means; a conditional VAE's given the data's labels)."""
     set_threads(threads)
     run = load_run(run)
     ds = run_data(run, data, data_option)
+    claim(out, "--out", overwrite)
     z = run.model.encode(ds, labels=_conditioning(run.model, ds))
     header = [f"z{i}" for i in range(z.shape[1])]
     if is_table_file(out) and ds.ids is not None:  # the rows keep their identifier columns
@@ -76,7 +80,7 @@ def encode(run, data, data_option, out, threads):
     write_output(out, z, run.model, header=header)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @with_data()
 @click.option("--out", type=click.Path(dir_okay=False), required=True,
@@ -85,8 +89,9 @@ def encode(run, data, data_option, out, threads):
               help="corrupt the input first (denoising)")
 @click.option("--noise-level", type=float, default=0.3, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
+@with_overwrite
 @with_threads
-def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
+def reconstruct(run, data, data_option, out, noise, noise_level, seed, overwrite, threads):
     """Reconstruct --data (optionally corrupted with --noise first)."""
     set_threads(threads)
     import numpy as np
@@ -99,6 +104,7 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
     run = load_run(run)
     model = run.model
     ds = run_data(run, data, data_option)
+    claim(out, "--out", overwrite)
     clean = torch.as_tensor(np.asarray(ds.x, dtype=np.float32))
     rows = [clean]
     if noise is not None:
@@ -121,7 +127,7 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
         write_output(out, recon, model)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("run", type=click.Path())
 @with_data()
 @click.option("--from", "start", type=click.IntRange(min=0), default=None, help="row index of the first example")
@@ -132,8 +138,10 @@ def reconstruct(run, data, data_option, out, noise, noise_level, seed, threads):
 @click.option("--method", type=click.Choice(["auto", "linear", "spherical"]), default="auto", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True, help="which example of a class (--from-label)")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="path.png or path.npy")
+@with_overwrite
 @with_threads
-def interpolate(run, data, data_option, start, end, from_label, to_label, steps, method, seed, out, threads):
+def interpolate(run, data, data_option, start, end, from_label, to_label, steps, method, seed, out, overwrite,
+                threads):
     """Decode the path between two examples' codes: rows --from/--to, or examples of classes --from-label/--to-label."""
     set_threads(threads)
     import numpy as np
@@ -142,6 +150,7 @@ def interpolate(run, data, data_option, start, end, from_label, to_label, steps,
 
     run = load_run(run)
     ds = run_data(run, data, data_option)
+    claim(out, "--out", overwrite)
     rng = np.random.default_rng(seed)
     rows = [_example_row(ds, index, label, flag, rng) for index, label, flag in
             ((start, from_label, "--from"), (end, to_label, "--to"))]
