@@ -155,7 +155,7 @@ def via_cli(csv: Path, seed: int, threads: int):
     for argv in (["train", "ae", "--data", str(csv), "--out", str(folder / "run"), "--seed", str(seed),
                   "--threads", str(threads), "--quiet", "--overwrite"],
                  ["detect", str(folder / "run"), "--data", str(csv), "--explain", "--out", str(folder / "scores.csv"),
-                  "--threads", str(threads)]):
+                  "--threads", str(threads), "--overwrite"]):  # each seed rewrites the same scores
         with _quiet() as err:
             code = run(argv)
         if code != 0:

@@ -90,7 +90,7 @@ def cli_once(folder: Path, csv: Path, options: list[str], threads: list[str], ph
                         *threads])
         trained = time.perf_counter()
         code = code or cli_run(["detect", str(run), "--data", str(csv), *options, "--out", str(folder / "scores.csv"),
-                                *threads])
+                                "--overwrite", *threads])  # each repeat rewrites the same scores
     done = time.perf_counter()
     if code:
         raise SystemExit(f"aekit exited with {code}")
