@@ -218,7 +218,7 @@ def test_the_detection_report(tmp_path):
     assert "Scores and threshold" in page and "most anomalous rows" in page and "sensor_" in page
     assert page.count("<img") == 1  # the histogram
     assert_usage_error(cli("detect", run, "--out", tmp_path / "s.csv", "--contamination", "0.7"), "not in (0, 0.5]")
-    assert_usage_error(cli("detect", run, "--out", tmp_path / "s.csv", "--contamination", "0.1",
+    assert_usage_error(cli("detect", run, "--out", tmp_path / "t.csv", "--contamination", "0.1",
                            "--false-alarm-rate", "0.1"), "not both")
 
 
