@@ -178,7 +178,9 @@ def check_annotated(document: dict, hints: dict, where, prefix: str, required: t
             raise CheckpointError(f"{where}: field '{prefix}{name}' is missing ({_describe(hints[name])})")
     for name, value in document.items():
         if name in hints and not _fits(value, hints[name]):
-            raise CheckpointError(f"{where}: field '{prefix}{name}' must be {_describe(hints[name])}, got {value!r}")
+            # the option's own name too, as ModelConfig.validate's messages put it ("seed must be an int")
+            raise CheckpointError(f"{where}: field '{prefix}{name}': {name} must be {_describe(hints[name])}, "
+                                  f"got {value!r}")
     return document
 
 

@@ -415,23 +415,19 @@ def check_data_section(data: dict, config: ModelConfig, where: Path) -> dict:
 
 
 def read_detector(folder: Path, config: ModelConfig) -> detection.Detector | None:
-    """The detector stored with the final weights, checked (its metadata's fields, its arrays' shapes from the
-    file's header before they are read); None when the run has none."""
+    """The detector stored with the final weights, checked: its metadata's fields, the calibration scores'
+    shape from the file's header before they are read, then the detector's own checks (the reference rows,
+    weights and typical terms against the model's inputs); None when the run has none."""
     path = Path(folder) / WEIGHTS
     metadata = read_tensor_metadata(path).get("detector")
     if metadata is None:
         return None
     checks.check_fields(metadata, checks.DETECTOR, path, "detector.")
     shapes = {k: v[0] for k, v in read_tensor_shapes(path).items() if k.startswith(DETECTOR_PREFIX)}
-    d = config.input_size
-    expected = {"calibration": (None,), "reference": (None, d), "residual_weights": (d,), "neighbour_weights": (d,),
-                "typical": (2, d)}
-    for name, shape in shapes.items():
-        want = expected.get(name[len(DETECTOR_PREFIX):])
-        if want is None or len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
-            raise CheckpointError(f"{path}: tensor {name!r} has shape {list(shape)}, expected "
-                                  f"{'no such tensor' if want is None else ['N' if w is None else w for w in want]} "
-                                  f"for a model of {d} inputs")
+    calibration = shapes.get(DETECTOR_PREFIX + "calibration")
+    if calibration is not None and len(calibration) != 1:
+        raise CheckpointError(f"{path}: tensor '{DETECTOR_PREFIX}calibration' has shape {list(calibration)}, "
+                              "expected one score per calibration row [N]")
     return detection.Detector.from_stored(read_some_tensors(path, list(shapes)), metadata, config, str(path))
 
 
