@@ -19,9 +19,8 @@ import torch
 import aekit as ae
 from aekit import budget, codec
 from aekit.models.config import ModelConfig
-from aekit.runs import fields
+from aekit.runs import fields, storage
 from aekit.runs import run as runs
-from aekit.runs import storage
 from helpers import MEMORY_LIMIT, assert_usage_error, cli
 
 # ----- a trained run, copied for each tampering -----
@@ -227,7 +226,7 @@ def test_a_format_version_outside_what_this_aekit_reads_is_refused(run, version)
     (runs.CONFIG, "data.n_train", -3),
     pytest.param(runs.CONFIG, "model.variational", "yes", marks=pytest.mark.slow),  # 3-10 s each: torch starts
     pytest.param(runs.METRICS, "seconds", "abc", marks=pytest.mark.slow),
-    (runs.WEIGHTS, "detector.k", 2.5),
+    pytest.param(runs.WEIGHTS, "detector.k", 2.5, marks=pytest.mark.slow),
 ])
 def test_the_command_line_names_the_file_and_the_field_in_one_line(run, tmp_path, file, field, value):
     if file == runs.WEIGHTS:
