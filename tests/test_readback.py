@@ -316,6 +316,13 @@ def test_a_forged_payload_is_a_data_error_naming_it(codec_run, blob, damage):
         codec.decompress(ae.load(codec_run), _forge(blob, forged))
 
 
+def test_a_format_version_zero_is_refused(codec_run, blob):
+    body = bytearray(blob[:-4])
+    struct.pack_into("<H", body, 8, 0)  # the version, after the magic
+    with pytest.raises(ae.DataError, match="format version 0; there is no such version"):
+        codec.decompress(ae.load(codec_run), bytes(body) + struct.pack("<I", zlib.crc32(body)))
+
+
 def test_an_intact_file_still_decodes_exactly(codec_run, blob, digit_images):
     model = ae.load(codec_run)
     q = codec.Quantiser.fit(model.encode(digit_images[0][:200]), 6)

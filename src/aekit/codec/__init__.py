@@ -17,8 +17,10 @@ frequency counts, one table per code dimension. The file format:
     crc32    of everything before it (u32)
 
 All integers little-endian. A file written by another model, a truncated or altered file,
-a newer format version and a header whose count the payload cannot hold are refused
-before anything is allocated. Decoding is deterministic: the probabilities are integer
+a newer format version, a header whose count the payload cannot hold and one whose count
+would need more memory than the limit (aekit.budget) are refused before anything is
+allocated; a payload forged with a valid checksum fails the range decoder's checks or the
+last one, that the payload is exactly the coding of the symbols it decodes to. Decoding is deterministic: the probabilities are integer
 counts, the same in the encoder and the decoder, and dequantisation is one float32
 multiply-add.
 

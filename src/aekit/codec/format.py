@@ -96,7 +96,8 @@ def compress(model, x, bits: int = 8, step: float | None = None) -> bytes:
 def decompress(model, blob: bytes) -> np.ndarray:
     """The examples (N, *input_shape) a codec file holds: model.decode of the dequantised codes.
 
-    DataError for a damaged, foreign or newer file; CheckpointError when it was written by another model.
+    DataError for a damaged, foreign or newer file, or one whose examples would not fit the memory limit
+    (checked from the header, before decoding); CheckpointError when it was written by another model.
     """
     header = read_header(blob)
     check_model(header, model)
@@ -139,6 +140,8 @@ def read_header(blob: bytes) -> Header:
     if version > FORMAT_VERSION:
         raise DataError(f"the codec file has format version {version}; this aekit reads up to "
                         f"{FORMAT_VERSION}: upgrade the package")
+    if version < 1:
+        raise DataError(f"the codec file has format version {version}; there is no such version (1 to {FORMAT_VERSION})")
     if len(blob) < total:
         raise DataError(f"the codec file is truncated: it has {len(blob)} bytes, its header says {total}")
     if len(blob) > total:
