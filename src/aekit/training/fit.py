@@ -205,7 +205,8 @@ def _labels(config, x, y, n: int, name: str) -> torch.Tensor | None:
             raise DataError(
                 f"{name}: a conditional model (kind {config.kind!r}, n_classes={config.n_classes}) needs class labels "
                 f"and {'x_val' if name == 'y_val' else 'x'} has none: give {name}= (one class in [0, {config.n_classes}) "
-                "per row, -1 for unknown), or data with labels (a table's label_column=, a labelled dataset); "
+                "per row, -1 for unknown), or data with labels (a table's label_column=, on the command line "
+                "--data-option label_column=NAME; a labelled dataset); "
                 "for an unconditional model use kind 'vae'")
     return None if y is None else check_labels(y, n, config.n_classes, name)
 
