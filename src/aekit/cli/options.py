@@ -40,6 +40,8 @@ class Command(click.Command):
     naming the option, not 5 (multiple=True options, counts and flags are not single values)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.resilient_parsing:  # shell completion: no errors
+            return super().parse_args(ctx, args)
         _, _, order = self.make_parser(ctx).parse_args(args=list(args))
         seen = set()
         for param in order:

@@ -179,9 +179,15 @@ def expect_output(path, flag: str, overwrite: bool = False, folder: bool = False
 
 
 def _occupied(path: Path, folder: bool) -> bool:
+    """path exists (a folder: holds something)."""
     if folder:
-        return path.is_dir() and any(os.scandir(path))
+        return path.is_dir() and _holds_files(path)
     return path.exists()
+
+
+def _holds_files(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(True for _ in entries)
 
 
 def _check_write(path: Path, folder: bool) -> None:
@@ -256,7 +262,8 @@ def _remove_stale(path: Path) -> None:
     A live process's are left alone (another aekit may be writing the same file right now)."""
     prefix = _prefix(path)
     try:
-        entries = [e.name for e in os.scandir(path.parent) if e.name.startswith(prefix) and e.name.endswith(_SUFFIX)]
+        with os.scandir(path.parent) as found:
+            entries = [e.name for e in found if e.name.startswith(prefix) and e.name.endswith(_SUFFIX)]
     except OSError:
         return
     for name in entries:
@@ -347,7 +354,7 @@ def atomic_folder(path: Path, fill) -> None:
 
 def _swap(new: Path, path: Path) -> None:
     """new in path's place: a rename, or (path holds files) two renames and the removal of the old folder."""
-    if not path.is_dir() or not any(os.scandir(path)):
+    if not path.is_dir() or not _holds_files(path):
         os.replace(new, path)  # onto nothing or onto an empty folder: one rename
         return
     old = path.parent / f"{_prefix(path)}{os.getpid()}-old{_SUFFIX}"
