@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from tests.helpers import cli
 
 import aekit as ae
 from aekit.runs import run as runs
 from aekit.runs.storage import read_tensors
 from aekit.training import loop
 from aekit.training.state import TrainingState
-from tests.helpers import cli
 
 DIVERGING_LR = 1e6
 
