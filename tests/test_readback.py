@@ -186,6 +186,37 @@ def test_the_tables_cover_every_field_a_run_writes(run):
     assert set(meta["state"]["history"][0]) >= set(fields.HISTORY_ROW)
 
 
+@pytest.fixture(scope="module")
+def estimator_folder(tmp_path_factory):
+    from aekit.sklearn import AutoencoderOutlierDetector
+
+    x = np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)
+    folder = tmp_path_factory.mktemp("estimator") / "det"
+    AutoencoderOutlierDetector(hidden=(4,), latent_dim=2, epochs=1, batch_size=16, random_state=0,
+                               n_threads=1).fit(x).save(folder)
+    return folder
+
+
+def _estimator_cases():
+    from aekit import sklearn_folder as sf
+
+    return (_cases(sf.SECTION, "estimator.") + _cases(sf.FITTED_FIELDS, "estimator.fitted.")
+            + _cases(sf.SCALER, "estimator.fitted.scaler."))
+
+
+ESTIMATOR_CASES = _estimator_cases()
+
+
+@pytest.mark.parametrize("field,value", ESTIMATOR_CASES, ids=[f"{f}={v!r}" for f, v in ESTIMATOR_CASES])
+def test_every_field_of_a_saved_estimators_section_is_checked(estimator_folder, tmp_path, field, value):
+    from aekit.sklearn import AutoencoderOutlierDetector
+
+    folder = shutil.copytree(estimator_folder, tmp_path / "det")
+    _edit_json(folder / runs.CONFIG, field, value, delete=value == "missing")
+    with pytest.raises(ae.CheckpointError, match=re.escape(f"{runs.CONFIG}: field '{field}")):
+        AutoencoderOutlierDetector.load(folder)
+
+
 # ----- consistency between the files -----
 
 

@@ -32,6 +32,7 @@ from aekit.anomaly.detector import COMBINED, Detector
 from aekit.data.schema import TableSchema, as_schema
 from aekit.errors import CheckpointError, ConfigError
 from aekit.runs import run as runs
+from aekit.runs.fields import Field, check_fields
 from aekit.runs.storage import read_some_tensors, read_tensor_shapes
 from aekit.sklearn_base import _OwnScaling
 
@@ -43,6 +44,14 @@ FITTED = ("model_", "scaler_", "history_", "table_schema_", "n_features_in_", "f
 SCALERS = {"MinMaxScaler": (MinMaxScaler, ("n_features_in_", "n_samples_seen_", "min_", "scale_", "data_min_",
                                            "data_max_", "data_range_")),
            "StandardScaler": (StandardScaler, ("n_features_in_", "n_samples_seen_", "mean_", "var_", "scale_"))}
+# config.json's "estimator" section, field by field (runs/fields.py), before the values below check their meaning.
+SECTION = {"class": Field("str", required=True), "params": Field("mapping", required=True),
+           "tuples": Field("list", required=True), "fitted": Field("mapping", required=True)}
+FITTED_FIELDS = {"n_features_in_": Field("int", 1, required=True), "feature_names_in_": Field("list", null=True),
+                 "table": Field("bool"), "scaler": Field("mapping", required=True), "threshold_": Field("number"),
+                 "detector_threshold": Field("number")}
+SCALER = {"class": Field("str", null=True, choices=("_OwnScaling", *SCALERS)), "params": Field("mapping"),
+          "tuples": Field("list"), "values": Field("mapping")}
 
 
 class RunFolderMixin:
@@ -196,6 +205,9 @@ def load_estimator(cls, folder):
     if section["class"] != cls.__name__:
         raise CheckpointError(f"{folder} holds a saved {section.get('class')}, not an {cls.__name__}: "
                               f"load it with {section.get('class')}.load")
+    check_fields(section, SECTION, where, "estimator.")
+    check_fields(section["fitted"], FITTED_FIELDS, where, "estimator.fitted.")
+    check_fields(section["fitted"]["scaler"], SCALER, where, "estimator.fitted.scaler.")
     run = runs.load_run(folder)
     names = [k for k in read_tensor_shapes(folder / runs.WEIGHTS) if k.startswith(PREFIX)]
     tensors = {k[len(PREFIX):]: v for k, v in read_some_tensors(folder / runs.WEIGHTS, names).items()}
