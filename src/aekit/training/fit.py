@@ -178,10 +178,10 @@ def _training_data(config, x, x_val, opts: FitOptions, y=None, y_val=None) -> Tr
     check_data(data, config.input_shape, "x", unit_range=bce)
     if data.shape[0] < 2:
         raise DataError(f"x has {data.shape[0]} sample; training needs at least 2 examples")
+    if x_val is None and y_val is not None:
+        raise DataError("y_val was given without x_val: the labels of the validation split come from y")
     labels = _labels(config, x, y, data.shape[0], "y")
     if x_val is None:
-        if y_val is not None:
-            raise DataError("y_val was given without x_val: the labels of the validation split come from y")
         train_rows, val_rows = split(data.shape[0], opts.val_fraction, opts.seed)
         return TrainingData(data, train_rows, data, val_rows, labels, labels)
     val_data = as_array(x_val, "x_val")
