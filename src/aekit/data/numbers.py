@@ -73,7 +73,13 @@ def readings(text) -> list[tuple[tuple[str, str] | None, np.ndarray]]:
     if not numberish.any():
         return out
     candidates = text[numberish]
+    present = {t for t in THOUSANDS if candidates.str.contains(t, regex=False).any()}
+    unused = set()  # decimal marks already tried with a separator that no cell holds: the same reading again
     for fmt in FORMATS:
+        if fmt[0] not in present:
+            if fmt[1] in unused:
+                continue
+            unused.add(fmt[1])
         mask = np.zeros(len(text), dtype=bool)
         mask[numberish] = candidates.str.fullmatch(_pattern(fmt)).to_numpy(dtype=bool, na_value=False)
         out.append((fmt, mask))
