@@ -194,7 +194,9 @@ class AutoencoderOutlierDetector(RunFolderMixin, AutoencoderEstimator):
     Parameters
     ----------
     kind : str, default="ae"
-        A registered kind (``aekit.kinds()``).
+        A registered kind (``aekit.kinds()``). The estimators take no class labels: a
+        conditional kind ("cvae") trains with every class "unknown" (its label-dropout
+        input); for a model conditioned on labels use ``ae.fit(model, x, y=labels)``.
     latent_dim : int, default=None
         None: about 1.5 sqrt(n_features) units, 2 to 32, at most n_features.
     hidden : tuple of int, default=None

@@ -140,7 +140,10 @@ class AutoencoderEstimator(BaseEstimator):
         given = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}  # None: ae.fit's or the table rule
         length = {**{k: v for k, v in given.items() if v is not None}, **self._fit_length(len(X))}
         self.history_ = fit_model(
-            self.model_, x, seed=fit_seed, **length,
+            # A conditional kind refuses to train without labels (issue 25); the estimators take no labels
+            # (scikit-learn's y is a target, not a class to condition on), so they say so explicitly: every
+            # class "unknown" (-1), the label-dropout input the model also learns (README: cvae).
+            self.model_, x, y=-1 if config.n_classes else None, seed=fit_seed, **length,
             # All of X is training data: validation would only report a number nobody reads.
             val_fraction=0.0, device=self.device, verbose=self.verbose, n_threads=self.n_threads,
         )
