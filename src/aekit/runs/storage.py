@@ -159,8 +159,8 @@ def check_target(path, flag: str = "", folder: bool = False) -> Path:
                           "it is not replaced by one; choose a file name")
     how = _read_as(path)
     if how is not None:
-        raise ConfigError(f"{name} {how}, which this command reads: refusing to write onto its input; "
-                          "choose another path")
+        onto = "into it" if how.startswith("is inside") else "onto its input"
+        raise ConfigError(f"{name} {how}, which this command reads: refusing to write {onto}; choose another path")
     return path
 
 
