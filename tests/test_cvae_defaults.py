@@ -2,12 +2,14 @@
 generates the class it is asked for. The rule (kinds.conditional_beta), a small real check on the 8x8 digits,
 and behind `slow` the promise itself: >= 90% of samples judged the asked digit on mnist-5k, three seeds."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import aekit as ae
+from aekit.errors import ConfigWarning
 from aekit.evaluation import quality
 from aekit.models.kinds import AUTO, conditional_beta, get_kind, make_config
 
@@ -39,6 +41,17 @@ def test_the_rule_applies_only_where_left_open_and_only_with_labels():
     with pytest.raises(ae.ConfigError, match="input_shape"):  # a malformed shape is still named, not the rule's
         make_config("cvae", ("a", 3))
     assert "sqrt(D / 100)" in str(get_kind("cvae"))  # `aekit kinds` says what 'auto' means
+
+
+def test_a_variational_code_as_large_as_the_input_is_no_warning():
+    """The KL term prices a VAE's code, so it cannot copy the input for free (the tour's ring: a 2-D VAE on 2-D
+    points); a plain autoencoder's code still gets the warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_config("vae", (2,), latent_dim=2)
+        make_config("cvae", (2,), latent_dim=2)
+    with pytest.warns(ConfigWarning, match="latent_dim=2 for 2 input features"):
+        make_config("ae", (2,), latent_dim=2)
 
 
 def test_a_default_cvae_generates_the_asked_digit_far_above_chance(digit_images):

@@ -14,12 +14,31 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 @pytest.fixture(scope="module")
-def tour_report(tmp_path_factory):
+def tour_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tour")
     proc = subprocess.run([sys.executable, "-m", "aekit", "tour", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return out / "tour.html"
+    return out / "tour.html", proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tour_report(tour_run):
+    return tour_run[0]
+
+
+def test_the_quick_tour_warns_about_nothing_and_ends_with_its_time(tour_run):
+    """Its own models are sized for their data: no warning (undertrained, a code as large as the input...). The
+    last line says how long it took here and on an idle machine (Budget.idle_seconds, measured)."""
+    path, stderr = tour_run
+    lines = stderr.strip().splitlines()
+    assert [line for line in lines if not re.match(r"\[ *[0-9.]+ s\] \d+\. ", line)] == lines[-1:], stderr
+    assert re.fullmatch(r"tour done in \d+ s \(\d+ s of CPU, \d+ torch threads?, load average [0-9.]+\); "
+                        r"on an idle machine it takes \d+ s", lines[-1]), lines[-1]
+    html = path.read_text()
+    assert lines[-1] in html  # the report's footer says the same
+    # The compression section measures real codec files (aekit.codec) and PNG, not a quantisation of its own.
+    assert "range-coded" in html and "PNG (lossless, 8-bit pixels)" in html
 
 
 def test_tour_report_has_all_sixteen_sections_and_tables(tour_report):

@@ -10,6 +10,7 @@ Everything is seeded; `quick` shrinks epochs and data so the whole tour runs in 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,7 @@ SECTIONS: dict[str, Callable[[Tour], Section]] = {
 def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed: int = 0, echo=print) -> Path:
     """Run the experiments (SECTIONS) and write out/tour.html; returns its path."""
     out = Path(out)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         tour = Tour(data, quick, seed)
@@ -68,8 +69,18 @@ def run_tour(data: str = "mnist-5k", out="runs/tour", quick: bool = False, seed:
             section.seconds = time.perf_counter() - t0
             echo(f"[{time.perf_counter() - started:6.1f} s] {section.title}")
             page.sections.append(section)
-    total = time.perf_counter() - started
-    page.footer = (f"aekit tour --data {data} --out {out}{' --quick' if quick else ''} --seed {seed}\n"
-                   f"total {total:.1f} s")
+    took = time_taken(time.perf_counter() - started, time.process_time() - cpu_started, quick)
+    page.footer = f"aekit tour --data {data} --out {out}{' --quick' if quick else ''} --seed {seed}\n{took}"
     out.mkdir(parents=True, exist_ok=True)
-    return page.write(out / "tour.html")
+    path = page.write(out / "tour.html")
+    echo(took)
+    return path
+
+
+def time_taken(wall: float, cpu: float, quick: bool) -> str:
+    """The tour's closing line: the time it took here (wall and CPU seconds, torch threads, load average) next
+    to the time measured on an idle machine (Budget.idle_seconds), so a slow run can tell load from a bug."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    threads = torch.get_num_threads()
+    return (f"tour done in {wall:.0f} s ({cpu:.0f} s of CPU, {threads} torch thread{'s' * (threads > 1)}, load average "
+            f"{load:.1f}); on an idle machine it takes {Budget.for_mode(quick).idle_seconds} s")

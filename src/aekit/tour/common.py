@@ -14,6 +14,8 @@ from aekit.evaluation.quality import train_judge
 from aekit.models.kinds import build
 from aekit.training import fit
 
+QUICK_IDLE_SECONDS, FULL_IDLE_SECONDS = 60, 240
+
 
 @dataclass
 class Budget:
@@ -28,10 +30,16 @@ class Budget:
     lr: float
     likelihood_samples: int  # K of the importance-sampled log-likelihoods
     likelihood_examples: int  # digits they are estimated on
+    # Seconds the whole tour took on an idle machine (measured: the CPU seconds of `aekit tour [--quick]` with
+    # one torch thread on this 2-core x86 machine, which on an idle machine are its wall time); printed at the
+    # end of every tour next to the time it took (tour.time_taken).
+    idle_seconds: int
 
     @classmethod
     def for_mode(cls, quick: bool) -> Budget:
-        return cls(10, 150, 2000, 500, 600, 3e-3, 100, 100) if quick else cls(30, 400, 4000, 1000, 1000, 2e-3, 500, 300)
+        if quick:
+            return cls(10, 150, 2000, 500, 600, 3e-3, 100, 100, idle_seconds=QUICK_IDLE_SECONDS)
+        return cls(30, 400, 4000, 1000, 1000, 2e-3, 500, 300, idle_seconds=FULL_IDLE_SECONDS)
 
 
 def dequantise(x: np.ndarray, seed: int) -> np.ndarray:
