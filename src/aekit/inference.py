@@ -11,7 +11,9 @@ It owns what every such loop needs and what copies of it used to get subtly wron
   float64 copy of the model for float64 callers such as the scikit-learn estimators);
 - the return type: NumPy in (arrays, memmaps, Datasets) gives NumPy out, tensors give tensors;
 - class labels for a conditional model, batched with their rows;
-- threads: a pass too small to gain from several runs on one (`threads_for_work`).
+- threads: a pass too small to gain from several runs on one (`threads_for_work`), and never more
+  than the cores this process may use;
+- memory: a batch's activations are checked against the memory limit before the pass (aekit.budget).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 
 import torch
 
+from aekit.budget import check_memory, cores
 from aekit.data.validation import as_array, check_labels, check_shape, row_batches
 from aekit.errors import DataError
 
@@ -35,14 +38,15 @@ SMALL_WORK_FLOPS = 60e6
 
 
 def threads_for_work(flops: float, requested: int | None = None) -> int:
-    """Torch threads for work of `flops` operations per call: as requested, else 1 for small work,
-    else the cores that are not busy (load average), at least 1."""
+    """Torch threads for work of `flops` operations per call: as requested (at most the cores this process
+    may use: more only adds contention), else 1 for small work, else the cores that are not busy (load
+    average), at least 1."""
+    available = cores()
     if requested is not None:
-        return requested
-    cores = os.cpu_count() or 1
-    if cores == 1 or flops < SMALL_WORK_FLOPS:
+        return max(1, min(int(requested), available))
+    if available == 1 or flops < SMALL_WORK_FLOPS:
         return 1
-    return max(1, min(cores, round(cores - os.getloadavg()[0])))
+    return max(1, min(available, round(available - os.getloadavg()[0])))
 
 
 @contextlib.contextmanager
@@ -61,6 +65,16 @@ def pass_threads(model, rows: int) -> int:
     parameter and row: a lower bound of its cost), else the threads torch is set to."""
     work = 2.0 * sum(p.numel() for p in model.parameters()) * rows
     return 1 if work < SMALL_WORK_FLOPS else torch.get_num_threads()
+
+
+def check_pass_memory(model, rows: int, name: str = "x") -> None:
+    """ConfigError unless a pass of `rows` rows without gradients fits the memory limit: the batch and
+    about two layer outputs at once (the widest, from ModelConfig.size: nothing is run to find it)."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "size"):
+        return
+    values = config.size().widest * 2 + config.input_size
+    check_memory(f"a batch of {rows} rows of {name}", 4 * rows * values)
 
 
 @contextlib.contextmanager
@@ -100,6 +114,7 @@ def apply(model, data, fn: Callable, *, batch_size: int = BATCH_SIZE, dtype: tor
         raise DataError(f"{name} is empty (0 examples)")
     y = None if labels is None else check_labels(labels, x.shape[0], model.config.n_classes)
     order = torch.arange(x.shape[0]) if rows is None else torch.as_tensor(rows)
+    check_pass_memory(model, min(batch_size, len(order)), name)
     net = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
     device = _device(net)
     parts = []

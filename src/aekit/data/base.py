@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import mmap
-import resource
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aekit.budget import check_memory
 from aekit.errors import DataError, suggest
 
 SCALES = ("auto", "pixels", "standard", "minmax", "robust", "rownorm", "none")
@@ -25,27 +25,6 @@ ROBUST_FIT_ROWS = 100_000  # the median and percentiles are taken on at most thi
 CHUNK = 1 << 22  # values per chunk when a large (memory-mapped) array is scanned
 
 
-def memory_budget() -> int:
-    """Bytes this process can still allocate: the memory the system has available and, under an
-    address-space limit (ulimit -v), what is left of it. Readers compare declared sizes with it
-    before they allocate, so a file that claims to be huge gives a DataError, not a MemoryError."""
-    budget = 1 << 62
-    try:
-        with open("/proc/meminfo") as f:
-            budget = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        try:
-            with open("/proc/self/status") as f:
-                used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-        except (OSError, StopIteration, ValueError):
-            used = 0
-        budget = min(budget, soft - used)
-    return max(budget, 0)
-
-
 def check_regular_file(path) -> None:
     """DataError unless path is an existing regular file: a FIFO or device would block or never end."""
     path = Path(path)
@@ -56,19 +35,9 @@ def check_regular_file(path) -> None:
 
 
 def check_allocation(nbytes: int, what: str, error=DataError) -> None:
-    """`error` unless nbytes fit in the memory this process can still allocate (with room to work)."""
-    budget = memory_budget()
-    if nbytes > budget // 2:
-        raise error(f"{what} needs {_size(nbytes)} of memory; this process can allocate about {_size(budget)}: "
-                        "refusing it (a damaged or hostile header, data to memory-map or load in parts, or a smaller count)")
-
-
-def _size(nbytes: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if nbytes < 1024 or unit == "PB":
-            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return f"{nbytes} bytes"
+    """`error` unless nbytes fit the memory limit (aekit.budget.check_memory): the readers' form, with a
+    DataError by default, since their sizes come from a file's header (a damaged or hostile one)."""
+    check_memory(what, nbytes, error)
 
 
 class MappedArray:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aekit.budget import check_memory
 from aekit.errors import DataError, check_int
 from aekit.runs.storage import write_bytes
 
@@ -47,10 +48,14 @@ def grid(x, input_shape=None, ncols: int = 8, pad: int = 1) -> np.ndarray:
     check_int("ncols", ncols, 1)
     if len(x) == 0:
         raise DataError("no images to put in a grid (0 examples)")
-    images = as_images(x, input_shape if input_shape is not None else x.shape[1:])
+    images = as_images(x, input_shape if input_shape is not None else x.shape[1:])  # as large as x itself
     n, h, w = images.shape[:3]
     rows, cols = math.ceil(n / ncols), min(ncols, n)
-    canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, *images.shape[3:]), np.float32)
+    canvas_shape = (rows * (h + pad) + pad, cols * (w + pad) + pad, *images.shape[3:])
+    # the float32 canvas and its uint8 copies (rounded, converted): 7 bytes a value, checked before either
+    check_memory(f"a grid of {n} images of {h}x{w} ({canvas_shape[0]}x{canvas_shape[1]} pixels)",
+                 7 * math.prod(canvas_shape), DataError)
+    canvas = np.ones(canvas_shape, np.float32)
     for k, image in enumerate(images):
         r, c = divmod(k, cols)
         canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = image
@@ -71,10 +76,14 @@ def grid_png(x, input_shape=None, ncols: int = 8, scale: int | None = None) -> b
     enough to draw each image at least 56 pixels tall (2 for 28x28 digits, 7 for 8x8 ones)."""
     from PIL import Image
 
-    picture = grid(x, input_shape, ncols)
     if scale is None:
         height = as_images(np.asarray(x)[:1], input_shape if input_shape is not None else np.asarray(x).shape[1:]).shape[1]
         scale = max(1, math.ceil(56 / height))
+    check_int("scale", scale, 1)
+    picture = grid(x, input_shape, ncols)
+    # the enlarged picture, twice (one repeat per axis) and the PNG encoder's copy
+    check_memory(f"a grid drawn at scale={scale} ({picture.shape[0] * scale}x{picture.shape[1] * scale} pixels)",
+                 3 * picture.size * scale * scale, DataError)
     picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
     buf = io.BytesIO()
     Image.fromarray(picture).save(buf, format="PNG", optimize=True)

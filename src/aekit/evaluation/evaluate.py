@@ -42,6 +42,9 @@ def evaluate(model, data, *, labels=None, train=None, log_likelihood_samples: in
     x = as_array(data, "data")
     check_data(x, model.config.input_shape, "data")
     n = int(x.shape[0])
+    if log_likelihood_samples and isinstance(model, VariationalAutoencoder) and not isinstance(model, LinearGaussian):
+        # before any metric runs: a count off by orders of magnitude is refused at once, not after the others
+        metrics.check_log_likelihood_time(model, min(n, log_likelihood_examples or n), log_likelihood_samples)
     y = metrics.conditioning(model, data, labels)
     out: dict = {"kind": model.config.kind, "examples": n,
                  "reconstruction": metrics.reconstruction(model, x, psnr=metrics.is_image_data(model, data), labels=y)}

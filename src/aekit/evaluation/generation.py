@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from aekit.data.base import check_allocation
 from aekit.errors import ConfigError, check_choice, check_int
 from aekit.inference import codes
 from aekit.models.autoencoder import VariationalAutoencoder
@@ -67,7 +66,7 @@ def sample(model, n: int, train=None, density: str | None = None, n_components: 
     fitted to the codes of `train` (required for it). `labels`: the class a conditional VAE
     generates (one int, or one per example)."""
     check_int("n", n, 0, low_open=True)
-    check_allocation(n * 4 * (model.config.input_size + model.config.latent_dim), f"n={n} samples", ConfigError)
+    model.config.check_examples(n, f"n={n} samples")
     check_int("seed", seed, 0, 2**32 - 1)
     if isinstance(model, VariationalAutoencoder) and density is None:
         return model.sample(n, seed=seed, labels=labels)
@@ -103,6 +102,7 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str = "auto") -> np.nda
     method: "linear", "spherical", or "auto" (spherical for a VAE's Gaussian latent, linear otherwise).
     """
     check_int("steps", steps, 0, low_open=True)
+    model.config.check_examples(steps, f"steps={steps} interpolation points")
     if method == "auto":
         method = "spherical" if isinstance(model, VariationalAutoencoder) else "linear"
     check_choice("method", method, ("linear", "spherical"))
@@ -115,6 +115,7 @@ def interpolate(model, x_a, x_b, steps: int = 8, method: str = "auto") -> np.nda
 def extrapolate(model, x_a, x_b, steps: int = 8, beyond: float = 1.0) -> np.ndarray:
     """Decoded points past x_b along the direction from x_a to x_b: z_a + t (z_b - z_a), t in [1, 1 + beyond]."""
     check_int("steps", steps, 0, low_open=True)
+    model.config.check_examples(steps, f"steps={steps} extrapolation points")
     z0, z1 = _one(model, x_a), _one(model, x_b)
     t = np.linspace(1, 1 + beyond, steps)
     return np.asarray(model.decode((z0 + t[:, None] * (z1 - z0)).astype(np.float32)))
@@ -129,6 +130,7 @@ def latent_grid(model, n: int = 15, bounds=None, train=None) -> tuple[np.ndarray
     from scipy.stats import norm
 
     check_int("n", n, 0, low_open=True)
+    model.config.check_examples(n * n, f"a latent grid of n={n} (n x n images)")
     if model.config.latent_dim != 2:
         raise ConfigError(f"latent_grid needs latent_dim=2, the model has {model.config.latent_dim}")
     if bounds is None and isinstance(model, VariationalAutoencoder):

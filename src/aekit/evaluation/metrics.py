@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from aekit.budget import check_time, seconds_for
 from aekit.data.validation import as_array, row_batches
 from aekit.errors import DataError, check_int
 from aekit.inference import apply, codes
@@ -133,6 +134,7 @@ def log_likelihood(model: VariationalAutoencoder, data, samples: int = 1000, bat
     """
     check_int("log_likelihood_samples", samples, 1)
     d = model.config.input_size
+    check_log_likelihood_time(model, len(rows) if rows is not None else len(data), samples)
 
     def importance_sampled(m, b, y=None):
         chunk = max(1, min(samples, max_elements // max(1, b.shape[0] * d)))
@@ -142,6 +144,15 @@ def log_likelihood(model: VariationalAutoencoder, data, samples: int = 1000, bat
         torch.manual_seed(seed)
         return apply(model, data, importance_sampled, batch_size=batch_size, rows=rows, numpy=True, name="data",
                      labels=labels)
+
+
+def check_log_likelihood_time(model, n: int, samples: int) -> None:
+    """ConfigError when the importance-sampled log-likelihood of n examples with K = samples draws would take
+    longer than the time limit (aekit.budget.check_time): K decoder passes per example, about half of the
+    model's operations and values (ModelConfig.size counts encoder and decoder), at the device's peak rates."""
+    size = model.config.size()
+    check_time(f"the log-likelihood of {n} examples with log_likelihood_samples={samples}",
+               seconds_for(n * samples * size.flops / 2, n * samples * size.activations / 2, model.device.type))
 
 
 def exact_log_likelihood(model: LinearGaussian, data, batch_size: int = 1024, rows=None) -> np.ndarray:

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from aekit import inference
-from aekit.data.base import check_allocation
 from aekit.data.validation import check_labels, check_shape
 from aekit.errors import ConfigError, check_int
 from aekit.models import nets, penalties
@@ -75,15 +74,10 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        code_size = 2 * c.latent_dim if c.variational else c.latent_dim
         k = c.n_classes  # a conditional model's encoder and decoder take the one-hot class as k more inputs
         if encoder is None:
-            if k:  # the class as k constant channels of an image, or k more inputs of a vector
-                shape = (c.input_shape[0] + k, *c.input_shape[1:]) if c.architecture != "mlp" else (c.input_size + k,)
-            else:
-                shape = c.input_shape
-            encoder = nets.encoder(c.architecture, shape, c.channels, c.hidden, code_size, c.activation,
-                                   c.code_activation, c.dropout)
+            encoder = nets.encoder(c.architecture, c.encoder_input_shape, c.channels, c.hidden, c.code_size,
+                                   c.activation, c.code_activation, c.dropout)
             if c.input_clip is not None:  # see ModelConfig.input_clip
                 encoder = nn.Sequential(nn.Hardtanh(-c.input_clip, c.input_clip), *encoder)
         if decoder is None:
@@ -289,7 +283,7 @@ class Autoencoder(nn.Module):
 
     def _standard_normal(self, n: int, seed, generator) -> torch.Tensor:
         check_int("n", n, 0, low_open=True)
-        check_allocation(n * 4 * (self.config.input_size + self.config.latent_dim), f"n={n} samples", ConfigError)
+        self.config.check_examples(n, f"n={n} samples")
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**63 - 1))
         return torch.randn(n, self.config.latent_dim, generator=generator)  # no seed: torch's global generator

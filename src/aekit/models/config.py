@@ -10,7 +10,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from aekit.budget import check_memory
 from aekit.errors import ConfigError, check_choice, check_int, check_number, unknown
+from aekit.models import nets
 from aekit.models.nets import ACTIVATIONS, code_grid
 
 RECONSTRUCTIONS = ("bce", "mse", "gaussian", "gaussian_per_feature")
@@ -21,6 +23,7 @@ ARCHITECTURES = ("mlp", "conv", "fully_conv")
 INITS = ("random", "pca")
 POSTERIORS = ("amortised", "exact")
 OBJECTIVES = ("elbo", "iwae")
+FLOAT_BYTES = 4  # float32 weights, activations and examples
 
 
 @dataclass
@@ -99,6 +102,55 @@ class ModelConfig:
     def input_size(self) -> int:
         return math.prod(self.input_shape)
 
+    @property
+    def code_size(self) -> int:
+        """The encoder's outputs: the code, or a VAE's means and log-variances."""
+        return 2 * self.latent_dim if self.variational else self.latent_dim
+
+    @property
+    def encoder_input_shape(self) -> tuple[int, ...]:
+        """What the encoder sees: the input and, for a conditional model, the one-hot class as n_classes more
+        channels of an image (conv) or n_classes more inputs of a vector."""
+        k = self.n_classes
+        if not k:
+            return tuple(self.input_shape)
+        if self.architecture != "mlp":
+            return (self.input_shape[0] + k, *self.input_shape[1:])
+        return (self.input_size + k,)
+
+    def size(self) -> nets.Size:
+        """One example's pass through the model, counted from the shapes before anything is built
+        (nets.network_size), with the parameters beside the networks: the learned noise scale (one, or one
+        per feature) and the rate term's code density."""
+        net = nets.network_size(self.architecture, self.encoder_input_shape, self.channels, self.hidden,
+                                self.code_size, self.latent_dim + self.n_classes, self.input_shape)
+        extra = {"gaussian": 1, "gaussian_per_feature": self.input_size}.get(self.reconstruction, 0)
+        extra += 2 * self.latent_dim if self.rate_weight > 0 else 0
+        return dataclasses.replace(net, parameters=net.parameters + extra)
+
+    @property
+    def buffer_count(self) -> int:
+        """Values held beside the parameters: a plain autoencoder's code mean and Cholesky factor (latent_dim^2)."""
+        return 0 if self.variational else self.latent_dim + self.latent_dim**2
+
+    def check_examples(self, n: int, what: str) -> None:
+        """ConfigError unless n examples and their codes (float32) fit the memory limit: checked before
+        sampling, interpolating or decoding a grid allocates them."""
+        check_memory(what, n * FLOAT_BYTES * (self.input_size + self.latent_dim))
+
+    def _check_memory(self) -> None:
+        """The model's weights and one example's pass against the memory limit, from the shapes alone: a typo
+        such as latent_dim=10**9 or hidden=(10**9,), or an image canvas no pass could hold, is refused here,
+        before torch allocates anything."""
+        size = self.size()
+        params = size.parameters
+        shapes = f"input_shape={self.input_shape}, latent_dim={self.latent_dim}"
+        shapes += "" if self.architecture == "fully_conv" else f", hidden={self.hidden}"
+        shapes += f", channels={self.channels}" if self.architecture != "mlp" else ""
+        shapes += f", n_classes={self.n_classes}" if self.n_classes else ""
+        check_memory(f"a {self.kind!r} model of {params:,} parameters ({shapes})",
+                     FLOAT_BYTES * (params + self.buffer_count + size.activations))
+
     def validate(self) -> ModelConfig:
         """Check every field once; raise ConfigError naming the option, value and bound."""
         shape = self.input_shape
@@ -172,6 +224,7 @@ class ModelConfig:
         check_int("contractive_projections", self.contractive_projections, 0)
         check_int("seed", self.seed, 0, 2**63 - 1)
         self._validate_groups()
+        self._check_memory()
         return self
 
     def _validate_groups(self) -> None:

@@ -9,6 +9,7 @@ numerically stable "with logits" forms.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -166,3 +167,74 @@ def decoder(architecture, latent_dim, channels, hidden, input_shape, act, dropou
 def linears(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
+
+
+# ----- sizes before building: what the builders above would allocate, from the shapes alone (issue 25) -----
+
+
+@dataclass(frozen=True)
+class Size:
+    """One example's pass through an encoder and its decoder, counted from the shapes (nothing built)."""
+
+    parameters: int  # weights and biases
+    activations: int  # values one example's forward pass creates (each layer's output and its non-linearity's):
+    # what training keeps for the backward pass
+    widest: int  # the largest of those outputs (or the input): a pass without gradients holds about two at once
+    flops: int  # 2 per multiply-add of one example's forward pass
+
+    def __add__(self, other: Size) -> Size:
+        return Size(self.parameters + other.parameters, self.activations + other.activations,
+                    max(self.widest, other.widest), self.flops + other.flops)
+
+
+def _layer(n_in: int, n_out: int, positions: int = 1, kernel: int = 1) -> Size:
+    """A dense (kernel 1, positions 1) or 3x3 (kernel 9) layer from n_in to n_out channels at `positions` places."""
+    products = n_in * n_out * kernel * positions
+    return Size(n_in * n_out * kernel + n_out, 2 * n_out * positions, n_out * positions, 2 * products)
+
+
+def _mlp_size(widths) -> Size:
+    total = Size(0, 0, widths[0], 0)
+    for a, b in zip(widths, widths[1:]):
+        total += _layer(a, b)
+    return total
+
+
+def _conv_chain(input_shape, channels) -> tuple[list[Size], list[int], list[int]]:
+    """The stride-2 layers of _downsampling, and the sizes (H, W) after each."""
+    c, h, w = input_shape
+    hs, ws = _conv_sizes(h, len(channels)), _conv_sizes(w, len(channels))
+    sizes = []
+    for i, ch in enumerate(channels):
+        sizes.append(_layer(c, ch, hs[i + 1] * ws[i + 1], 9))
+        c = ch
+    return sizes, hs, ws
+
+
+def network_size(architecture, input_shape, channels, hidden, out_dim, latent_in, output_shape) -> Size:
+    """The Size of encoder(architecture, input_shape, ..., out_dim) and decoder(architecture, latent_in, ...,
+    output_shape) together (a conditional encoder's input has more channels than the decoder's output),
+    mirroring the builders above; exact parameter counts in Python ints (no overflow), so that a typo like
+    latent_dim=10**9 is counted, never allocated."""
+    input_shape = tuple(input_shape)
+    if architecture == "mlp":
+        size, out = math.prod(input_shape), math.prod(output_shape)
+        return _mlp_size([size, *hidden, out_dim]) + _mlp_size([latent_in, *reversed(tuple(hidden)), out])
+    down, hs, ws = _conv_chain(input_shape, channels)
+    total = Size(0, 0, math.prod(input_shape), 0)
+    for layer in down:
+        total += layer
+    last = (channels[-1], hs[-1], ws[-1])
+    if architecture == "fully_conv":
+        grid = hs[-1] * ws[-1]
+        total += _layer(channels[-1], out_dim // grid, grid, 9) + _layer(latent_in // grid, channels[-1], grid, 9)
+    else:
+        flat = math.prod(last)
+        total += _mlp_size([flat, *hidden, out_dim]) + _mlp_size([latent_in, *reversed(tuple(hidden)), flat])
+    outs = list(reversed((output_shape[0], *channels[:-1])))
+    c = channels[-1]
+    for i, out_c in enumerate(outs):  # _upsampling: back up the same sizes
+        level = len(channels) - i
+        total += _layer(c, out_c, hs[level - 1] * ws[level - 1], 9)
+        c = out_c
+    return total

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from aekit.budget import check_memory
 from aekit.errors import ConfigError, check_int, check_number, unknown
 from aekit.inference import threads_for_work, torch_threads  # noqa: F401 (torch_threads: the estimators' import)
 from aekit.training.precision import PRECISIONS, forward_flops
@@ -114,11 +115,36 @@ class TrainingWarning(UserWarning):
 
 
 def threads_for(model, batch_size: int, requested: int | None) -> int:
-    """Torch threads for a training run: as requested, else 1 for a small model's step (forward and
-    backward: 3 forward passes of the batch), else the cores that are not busy (load average), at
-    least 1 (inference.threads_for_work). A second thread on a busy core made small models 30-100x
-    slower (benchmarks/threads.py)."""
+    """Torch threads for a training run: as requested (at most the cores), else 1 for a small model's step
+    (forward and backward: 3 forward passes of the batch), else the cores that are not busy (load average),
+    at least 1 (inference.threads_for_work). A second thread on a busy core made small models 30-100x
+    slower (benchmarks/threads.py). Sizing the step, it first checks the step's memory (check_step_memory),
+    before a batch is drawn."""
+    check_step_memory(model, batch_size)
     return threads_for_work(3 * forward_flops(model) * batch_size, requested)
+
+
+# Adam keeps, per parameter, the weight, its gradient and two moment estimates (Kingma & Ba 2015).
+TRAINING_COPIES = 4
+
+
+def step_memory(config, batch_size: int) -> int:
+    """Bytes of one training step, from the shapes (ModelConfig.size): the parameters with their gradients
+    and Adam's moments, the buffers, and per example every layer's output kept for the backward pass
+    plus the widest gradient being computed; an IWAE objective decodes iwae_samples codes per example."""
+    size = config.size()
+    draws = config.iwae_samples if config.objective == "iwae" else 1
+    per_example = size.activations * draws + size.widest
+    return 4 * (TRAINING_COPIES * size.parameters + config.buffer_count + batch_size * per_example)
+
+
+def check_step_memory(model, batch_size: int) -> None:
+    """ConfigError when a training step of batch_size examples would need more than the memory limit,
+    naming batch_size: the option to lower (or --max-memory / AEKIT_MAX_MEMORY to raise)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "size"):
+        check_memory(f"a training step of batch_size={batch_size} examples of shape {tuple(config.input_shape)} "
+                     f"(a {config.kind!r} model)", step_memory(config, batch_size))
 
 
 def learning_rate(opts: FitOptions, step: int, total_steps: int) -> float:
