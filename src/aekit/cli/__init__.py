@@ -58,10 +58,13 @@ def run(argv=None) -> int:
     budget.set_max_memory(None)  # each command its own limit: --max-memory, else AEKIT_MAX_MEMORY or the default
     restore = storage.handle_signals()
     try:
-        return _run(argv)
+        try:
+            return _run(argv)
+        except KeyboardInterrupt as e:  # a signal in the instant between the command's end and here
+            return _interrupted(e)
     finally:
-        storage.remove_temporaries()
         restore()
+        storage.remove_temporaries()
 
 
 def _run(argv) -> int:
