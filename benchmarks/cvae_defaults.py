@@ -10,7 +10,7 @@ number to compare with shorter runs. --variants: ';'-separated option sets added
 ("defaults" = none; e.g. "beta=1.0" is the old default). Training data: the named dataset (mnist-5k: 5,000
 MNIST training digits, offline; "digits": scikit-learn's 8x8 digits; an .npz file with arrays x and y).
 Test data: for MNIST-sized images the
-official MNIST test split (../shared/data/mnist), else a seeded fifth of the data held out.
+official MNIST test split (../shared/data/mnist) for mnist-5k, else a seeded fifth of the data held out.
 
 Two judges, both trained on the real training digits only: an RBF support-vector classifier
 (scikit-learn's SVC, C=10, the issue's judge) and the project's MLP judge (evaluation.quality.train_judge);
@@ -48,7 +48,7 @@ def parse_variant(text: str) -> dict:
 def load(args):
     """(train, x_test, y_test): the training Dataset and held-out digits with labels."""
     train = ae.data.load(args.data, **({"label_key": "y"} if args.data.endswith(".npz") else {}))
-    if tuple(train.input_shape[-2:]) == (28, 28) and (Path(args.mnist_dir) / "t10k-images-idx3-ubyte.gz").is_file():
+    if args.data == "mnist-5k" and (Path(args.mnist_dir) / "t10k-images-idx3-ubyte.gz").is_file():
         test = ae.data.load("mnist", split="test", data_dir=args.mnist_dir, download=False)
         return train, np.asarray(test.x, np.float32), np.asarray(test.y)
     rows = np.random.default_rng(0).permutation(len(train))
