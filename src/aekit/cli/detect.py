@@ -45,7 +45,7 @@ def detect(run, data, data_option, out, contamination, false_alarm_rate, explain
     result = scoring.detect(loaded, ds, contamination, false_alarm_rate, explain, top,
                             contributions=report_path is not None)
     write_frame(out, result.frame)
-    flagged = int(result.frame["outlier"].sum())
+    flagged = result.flagged
     click.echo(f"{flagged} of {len(result.frame)} flagged as outliers (threshold {result.threshold:.4g}, {result.rule})")
     if report_path is not None:
         from aekit.report.detection import write_detection_report
