@@ -177,8 +177,8 @@ def test_the_command_line_refuses_before_allocating(tmp_path, case):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("budgets") / "run"
-    cli("train", "vae", "--data", "digits", "--hidden", "8", "--latent-dim", "2", "--epochs", "1", "--quiet",
-        "--out", folder, check=0)
+    digits = ae.data.load("digits")
+    ae.fit(ae.build("vae", digits.input_shape, hidden=(8,), latent_dim=2), digits, epochs=1, out=folder, verbose=0)
     return folder
 
 
@@ -188,7 +188,7 @@ def test_run_commands_refuse_huge_counts(run, tmp_path, command):
         args, message = ["--from", "0", "--to", "1", "--steps", str(HUGE), "--out", tmp_path / "p.npy"], "interpolation points needs about"
     else:
         args, message = ["--log-likelihood-samples", str(HUGE)], f"log_likelihood_samples={HUGE} would take about"
-    assert_usage_error(cli(command, run, *args, memory=MEMORY_LIMIT), message)
+    assert_usage_error(cli(command, run, "--data", "digits", *args, memory=MEMORY_LIMIT), message)
     assert not (tmp_path / "p.npy").exists()
 
 
