@@ -77,3 +77,11 @@ def test_tour_report_renders_in_headless_chromium(tour_report):
     assert toc == 16
     assert errors == []
     assert (ARTIFACTS / "tour-quick.png").stat().st_size > 10_000
+
+
+def test_the_closing_line_names_the_idle_time_only_where_it_was_measured():
+    from aekit.tour import Budget, time_taken
+
+    assert time_taken(98.2, 76.4, quick=True).endswith(f"on an idle machine it takes {Budget.for_mode(True).idle_seconds} s")
+    assert time_taken(98.2, 76.4, quick=True).startswith("tour done in 98 s (76 s of CPU, ")
+    assert "idle" not in time_taken(300, 250, quick=False)  # the default tour's idle time is not measured
