@@ -43,8 +43,8 @@ def parse_size(text) -> int:
 
 def format_size(n_bytes: float) -> str:
     """1536 -> '1.5 KiB': the unit people read in error messages."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n_bytes) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(n_bytes) < 1024 or unit == "EiB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
         n_bytes /= 1024
     raise AssertionError("unreachable")
