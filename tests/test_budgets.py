@@ -18,7 +18,7 @@ from aekit.inference import threads_for_work
 from aekit.training.options import step_memory
 from helpers import MEMORY_LIMIT, assert_usage_error, cli, python
 
-MEMORY = r"needs about [\d.]+ [KMGT]?i?B of memory, more than the limit of [\d.]+ [KMGT]?i?B \(--max-memory or AEKIT_MAX_MEMORY raises it\)"
+MEMORY = r"needs about [\d.]+ [KMGTPE]?i?B of memory, more than the limit of [\d.]+ [KMGTPE]?i?B \(--max-memory or AEKIT_MAX_MEMORY raises it\)"
 TIME = r"would take about .* or more, more than the limit of .* \(AEKIT_MAX_SECONDS raises it\)"
 HUGE = 10**9
 
