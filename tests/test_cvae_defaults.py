@@ -72,7 +72,8 @@ def test_a_default_cvae_generates_the_asked_digit_far_above_chance(digit_images)
 
 @pytest.fixture(scope="module")
 def mnist_judge():
-    """The issue's judge: an RBF SVM trained on the 5,000 real mnist-5k digits; 0.957 on the official test split."""
+    """The issue's judge: an RBF SVM trained on the 5,000 real mnist-5k digits; 0.957 on the official test split
+    (0.938 on its first 2,000 digits, checked here)."""
     from sklearn.svm import SVC
 
     if not (MNIST_TEST / "t10k-images-idx3-ubyte.gz").is_file():
@@ -80,7 +81,7 @@ def mnist_judge():
     train = ae.data.load("mnist-5k")
     test = ae.data.load("mnist", split="test", data_dir=str(MNIST_TEST), download=False)
     svm = SVC(C=10, gamma="scale").fit(np.asarray(train.x).reshape(len(train), -1), train.y)
-    assert (svm.predict(np.asarray(test.x[:2000]).reshape(2000, -1)) == test.y[:2000]).mean() > 0.94
+    assert (svm.predict(np.asarray(test.x[:2000]).reshape(2000, -1)) == test.y[:2000]).mean() > 0.92
     return train, svm
 
 
@@ -88,7 +89,7 @@ def mnist_judge():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_default_cvae_on_mnist_5k_generates_the_asked_digit_90_percent_of_the_time(mnist_judge, seed):
     """ae.build("cvae", input_shape) and ae.fit with its automatic length (84 epochs here), nothing else:
-    measured 0.96-0.97 (benchmarks/cvae_defaults.py; with beta = 1, the old default, 0.70)."""
+    measured 0.976, 0.986 and 0.976 (benchmarks/cvae_defaults.py; with beta = 1, the old default, 0.705)."""
     train, svm = mnist_judge
     model = ae.build("cvae", input_shape=train.input_shape, seed=seed)
     ae.fit(model, train, seed=seed, verbose=0)
