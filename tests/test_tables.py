@@ -373,7 +373,7 @@ def test_malformed_files_are_one_line_cli_errors(tmp_path, name, write, message)
 
 
 def test_a_table_too_large_for_memory_is_refused_before_reading(sensors, monkeypatch):
-    monkeypatch.setattr(base, "memory_budget", lambda: 4096)
+    monkeypatch.setenv("AEKIT_MAX_MEMORY", "4096")
     with pytest.raises(ae.DataError, match=r"sensors.csv .*bytes of text as a table\) needs .* of memory"):
         ae.data.load(sensors)
 

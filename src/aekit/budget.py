@@ -127,7 +127,7 @@ def check_time(what: str, seconds: float, error=ConfigError) -> None:
     limit = max_seconds()
     if seconds > limit:
         raise error(f"{what} would take about {format_seconds(seconds)} or more, more than the limit of "
-                    f"{format_seconds(limit)} (AEKIT_MAX_SECONDS raises it)")
+                    f"{format_seconds(limit)} (--max-seconds or AEKIT_MAX_SECONDS raises it)")
 
 
 # The fastest rates a device reaches (no real pass gets there), so that a time estimate from them is a

@@ -55,7 +55,8 @@ def run(argv=None) -> int:
     """Entry point: map errors to exit codes and one line on stderr (warnings: one line each too); SIGINT
     and SIGTERM handled (module docstring), no temporary file left on any exit."""
     storage.reset()
-    budget.set_max_memory(None)  # each command its own limit: --max-memory, else AEKIT_MAX_MEMORY or the default
+    budget.set_max_memory(None)  # each command its own limits (--max-memory, --max-seconds)
+    budget.set_max_seconds(None)
     restore = storage.handle_signals()
     try:
         try:

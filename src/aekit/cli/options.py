@@ -327,20 +327,26 @@ def with_threads(fn):
     with a one-line warning (threads beyond the cores only wait for each other; 1024 of them exhausted
     the process's thread limit, and pyarrow then failed to import).
     --max-memory SIZE: the memory limit every size is checked against before it is allocated
-    (aekit.budget), set before the command does anything else."""
+    (aekit.budget), set before the command does anything else; --max-seconds S the same for the time
+    limit of work whose length is estimated first (log-likelihood samples)."""
 
     @functools.wraps(fn)
-    def command(*args, threads=None, max_memory=None, **kwargs):
+    def command(*args, threads=None, max_memory=None, max_seconds=None, **kwargs):
         from aekit import budget
 
         if max_memory is not None:
             budget.set_max_memory(max_memory)
+        if max_seconds is not None:
+            budget.set_max_seconds(max_seconds)
         if threads is not None and threads > budget.cores():
             click.echo(f"warning: --threads {threads} is more than the {budget.cores()} cores this process may "
                        f"use: using {budget.cores()}", err=True)
             threads = budget.cores()
         return fn(*args, threads=threads, **kwargs)
 
+    command = click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+                           help="time limit for work whose length can be estimated before it starts "
+                                "(default: AEKIT_MAX_SECONDS, else one hour)")(command)
     command = click.option("--max-memory", type=Size(), default=None,
                            help="memory limit for the sizes this command allocates, e.g. 8G "
                                 "(default: AEKIT_MAX_MEMORY, else 75% of the machine's memory)")(command)

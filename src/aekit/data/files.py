@@ -142,6 +142,9 @@ def load_image_folder(path: Path, image_size=None, color="auto", scale="auto") -
         image_size = (image_size, image_size)
     # Decoded, the images take up to 4 bytes a pixel (RGBA, or 32-bit grayscale): known from their headers.
     check_allocation(sum(4 * _pixel_count(f) for _, f in files), f"{path} ({len(files)} images)")
+    if image_size is not None:  # resized, they take the size asked for (image_size=100000: 40 GB a picture)
+        check_allocation(len(files) * 4 * image_size[0] * image_size[1],
+                         f"{path} ({len(files)} images resized to {image_size[0]}x{image_size[1]})")
     images = [_open_image(f) for _, f in files]
     if color == "auto":
         color = "grayscale" if all(im.mode in _GRAY_MODES for im in images) else "rgb"
