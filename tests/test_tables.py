@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 import aekit as ae
-from aekit.data import base
 from aekit.data.schema import TableSchema, TableWarning, infer_schema
 from aekit.data.tables import decode, encode, read_frame
 from helpers import assert_usage_error, cli

@@ -47,7 +47,7 @@ class ModelConfig:
     # "amortised": an encoder network outputs q(z|x); "exact": the closed-form posterior of a linear
     # decoder with Gaussian noise (factor analysis, probabilistic PCA), computed from the decoder's weights.
     posterior: str = "amortised"
-    beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017)
+    beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017); cvae: "auto", max(1, sqrt(D/100))
     # beta rises linearly from 0 over this many epochs (KL annealing: Bowman et al. 2016, Sonderby et al. 2016);
     # validation and evaluation use the full beta.
     kl_warmup_epochs: int = 0
