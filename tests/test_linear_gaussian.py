@@ -199,3 +199,18 @@ def test_em_training_resumes_exactly(dequantised, tmp_path, monkeypatch):
     ae.fit(resumed, dequantised, epochs=4, out=tmp_path / "run", resume=True, verbose=0)
     for name, value in reference.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_an_em_fit_gets_no_warning_about_few_optimizer_steps():
+    # An epoch of factor analysis is one exact EM iteration over all rows: 3 of them on 100 rows are no
+    # "undertrained" gradient run (the tour's factor-analysis section printed that warning).
+    import warnings
+
+    from aekit.training.options import TrainingWarning
+
+    x = np.random.default_rng(0).normal(size=(100, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        ae.fit(ae.build("factor_analysis", input_shape=(8,), latent_dim=2), x, epochs=3, verbose=0)
+    with pytest.warns(TrainingWarning, match="optimizer steps"):  # a gradient-trained model still gets it
+        ae.fit(ae.build("ae", input_shape=(8,), latent_dim=2, reconstruction="mse"), x, epochs=3, verbose=0)

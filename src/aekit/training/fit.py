@@ -88,7 +88,7 @@ def fit(
                       precision, lr_schedule, n_threads, contamination,
                       os.fspath(log_dir) if isinstance(log_dir, os.PathLike) else log_dir).validate()
     data = _training_data(model.config, x, x_val, opts, y, y_val)
-    opts = opts.resolved(len(data.train_rows))
+    opts = opts.resolved(len(data.train_rows), gradient_steps=not hasattr(model, "em_statistics"))
     dist, dev = distributed.context(resolve_device(device))
     folder = Path(out) if out is not None else None
     scaling = getattr(x, "scaling", None)

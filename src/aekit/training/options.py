@@ -81,12 +81,14 @@ class FitOptions:
         return self
 
 
-    def resolved(self, n_train: int) -> FitOptions:
-        """The options with epochs and batch_size decided for n_train training rows (what gets recorded)."""
+    def resolved(self, n_train: int, gradient_steps: bool = True) -> FitOptions:
+        """The options with epochs and batch_size decided for n_train training rows (what gets recorded).
+        gradient_steps=False for models fitted by EM (factor analysis, PPCA): an epoch is one exact EM
+        iteration over all rows, so the warning about few optimizer steps does not apply."""
         batch = self.batch_size or min(DEFAULT_BATCH_SIZE, max(16, n_train // 8))
         steps_per_epoch = math.ceil(n_train / batch)
         epochs = self.epochs or min(MAX_AUTO_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch)))
-        if epochs * steps_per_epoch < FEW_STEPS:
+        if gradient_steps and epochs * steps_per_epoch < FEW_STEPS:
             warnings.warn(f"only {epochs * steps_per_epoch} optimizer steps ({steps_per_epoch} per epoch: {n_train} "
                           f"examples in batches of {batch}, x {epochs} epochs): the model will be undertrained; "
                           "raise epochs or lower batch_size (or leave both unset)", TrainingWarning, stacklevel=3)
