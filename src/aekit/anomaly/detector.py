@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from aekit.anomaly import scores as anomaly
+from aekit.data.base import evenly_spaced
 from aekit.data.validation import as_array
 from aekit.errors import CheckpointError, ConfigError, check_number
 from aekit.inference import threads_for_work, torch_threads
@@ -217,11 +218,6 @@ def neighbour_terms(reference: np.ndarray, k: int, z: np.ndarray, exclude_self: 
             m2 = torch.nn.functional.embedding_bag(idx, ref_squared, mode="mean")
             out[start : start + chunk] = ((q - m1).pow(2) + (m2 - m1 * m1).clamp_min(0.0)).numpy()
     return out
-
-
-def evenly_spaced(n: int, m: int) -> np.ndarray:
-    """Sorted indices of at most m of n rows, evenly spread from the first to the last (all when m >= n)."""
-    return np.arange(n) if m >= n else np.linspace(0, n - 1, m).round().astype(np.int64)
 
 
 def reference_rows(n: int, n_features: int) -> np.ndarray:

@@ -223,10 +223,16 @@ def _column_stats(raw) -> dict:
     return {"min": lo, "max": hi, "mean": mean, "std": std}
 
 
+def evenly_spaced(n: int, m: int) -> np.ndarray:
+    """Sorted indices of at most m of n rows, evenly spread from the first to the last (all when m >= n):
+    the one row sampler for statistics fitted on a sample (scaling, detector references, data checks)."""
+    return np.arange(n) if m >= n else np.linspace(0, n - 1, m).round().astype(np.int64)
+
+
 def _robust_stats(raw) -> dict:
     """Per-feature median and winsorised spread (see SCALES), on at most ROBUST_FIT_ROWS evenly spaced rows."""
     n = raw.shape[0]
-    rows = np.linspace(0, n - 1, ROBUST_FIT_ROWS).astype(np.int64) if n > ROBUST_FIT_ROWS else slice(None)
+    rows = evenly_spaced(n, ROBUST_FIT_ROWS) if n > ROBUST_FIT_ROWS else slice(None)
     x = np.asarray(raw[rows], dtype=np.float64).reshape(-1, math.prod(raw.shape[1:]))
     release_pages(raw)
     low, center, high = np.percentile(x, [WINSOR_PERCENT, 50, 100 - WINSOR_PERCENT], axis=0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aekit.data.base import evenly_spaced
 from aekit.data.schema import as_schema
 from aekit.errors import ConfigError, ConfigWarning, unknown
 from aekit.models.autoencoder import Autoencoder, VariationalAutoencoder
@@ -228,7 +229,7 @@ def data_defaults_for(kind: str, data) -> dict:
     Bernoulli loss only when every scaled value is 0 or 1 (binary columns, scale='none' or 'minmax')."""
     if getattr(data, "feature_names", None) is None:
         return {}
-    x = np.asarray(data.x[: min(len(data), 100_000)])
+    x = np.asarray(data.x[evenly_spaced(len(data), 100_000)])  # a sample from the whole file, not its head
     table = (getattr(data, "info", None) or {}).get("table")
     groups = as_schema(table).softmax_groups() if table is not None and len(data.input_shape) == 1 else ()
     return data_defaults(kind, math.prod(data.input_shape), binary=bool(np.isin(x, (0, 1)).all()),

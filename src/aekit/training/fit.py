@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from aekit.anomaly import detector as detection
+from aekit.data.base import evenly_spaced
 from aekit.data.validation import as_array, check_data, check_labels, take
 from aekit.errors import CheckpointError, DataError
 from aekit.inference import apply
@@ -152,7 +153,7 @@ def _run_detector(model, data: TrainingData, profile: bool, contamination: float
     """The run's anomaly detector (detection.default_score) on at most _DETECTOR_ROWS evenly spread
     training rows, calibrated on the validation rows (which it neither trained on nor keeps)."""
     def spread(rows):
-        return rows[torch.from_numpy(detection.evenly_spaced(len(rows), _DETECTOR_ROWS)).to(rows.device)]
+        return rows[torch.from_numpy(evenly_spaced(len(rows), _DETECTOR_ROWS)).to(rows.device)]
 
     calibration = take(data.val_data, spread(data.val_rows)) if len(data.val_rows) else None
     return detection.fit_detector(model, take(data.data, spread(data.train_rows)), detection.default_score(model.config),
