@@ -36,7 +36,10 @@ def test_kind_learns_and_round_trips(kind, architecture, digits, digit_images, t
     model = ae.build(kind, input_shape=x.shape[1:], latent_dim=8, **_options(kind, architecture))
     x_val = x[:300]
     before = ae.evaluate_loss(model, torch.from_numpy(x_val))["total"]
-    history = ae.fit(model, x[300:], x_val=x_val, epochs=4, batch_size=64, lr=3e-3, verbose=0, out=tmp_path / "run")
+    y = digits[1] if model.config.n_classes else None  # a conditional kind trains with its labels
+    labels = {} if y is None else {"y": y[300:], "y_val": y[:300]}
+    history = ae.fit(model, x[300:], x_val=x_val, epochs=4, batch_size=64, lr=3e-3, verbose=0, out=tmp_path / "run",
+                     **labels)
     after = history[-1]["val_total"]
     assert after < 0.9 * before, f"{kind}: validation loss {before:.3f} -> {after:.3f}"
 
