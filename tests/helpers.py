@@ -1,4 +1,5 @@
-"""Helpers shared by the tests that run the command line (or Python) in a subprocess."""
+"""Helpers shared by the tests that run the command line (in process, or in a subprocess) or Python in a
+subprocess."""
 
 import os
 import resource
@@ -18,15 +19,74 @@ def _limit(memory):
     return apply
 
 
+# The CLI runs in the test's own process unless the test needs a process of its own (an address-space
+# limit) or AEKIT_TEST_SUBPROCESS=1 asks for `python -m aekit` every time: a subprocess spends 3-5 s
+# importing torch, pandas and scikit-learn, about half of the default run's time for ~200 calls.
+IN_PROCESS = os.environ.get("AEKIT_TEST_SUBPROCESS") != "1"
+
+
 def cli(*args, cwd=None, check=None, env=None, memory=None, timeout=600):
-    """`python -m aekit ARGS` in a subprocess (optionally under an address-space limit)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("AEKIT_DEBUG", None)
-    proc = subprocess.run([sys.executable, "-m", "aekit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout, preexec_fn=_limit(memory))
+    """`aekit ARGS` as a user runs it: exit code, stdout and stderr (a CompletedProcess). In process through
+    aekit.cli.run, or `python -m aekit ARGS` in a subprocess under an address-space limit (memory=)."""
+    if memory is None and IN_PROCESS:
+        proc = _cli_in_process([str(a) for a in args], cwd, env)
+    else:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env.pop("AEKIT_DEBUG", None)
+        proc = subprocess.run([sys.executable, "-m", "aekit", *map(str, args)], capture_output=True, text=True,
+                              cwd=cwd, env=full_env, timeout=timeout, preexec_fn=_limit(memory))
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}"
     return proc
+
+
+def _warning_to_stderr(message, category, filename, lineno, file=None, line=None):
+    """What Python does with a warning it shows: formatwarning's text on stderr (the CLI sets the format)."""
+    import warnings
+
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _cli_in_process(args: list[str], cwd, env) -> subprocess.CompletedProcess:
+    """aekit.cli.run(args) with what a fresh `python -m aekit` would have: its own stdout and stderr, the cwd
+    and environment asked for, Python's default warning filters (pytest's configuration ignores some of
+    ours, and a CLI test may expect them on stderr); the process's threads, limits and warning format are
+    put back afterwards, so the next test finds the worker as it was."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    from aekit import budget
+    from aekit.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, threads, formatwarning = dict(os.environ), os.getcwd(), torch.get_num_threads(), \
+        warnings.formatwarning
+    saved_argv, sys.argv = sys.argv, [os.path.join(os.path.dirname(sys.executable), "aekit"), *args]  # recorded
+    os.environ.update({k: str(v) for k, v in (env or {}).items()})
+    os.environ.pop("AEKIT_DEBUG", None)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.showwarning = _warning_to_stderr  # not to pytest's record of the test's warnings
+            warnings.resetwarnings()  # a fresh interpreter's filters (the warnings module's documentation)
+            warnings.simplefilter("default")
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            code = run(args)
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+        warnings.formatwarning = formatwarning
+        budget.set_max_memory(None)
+        budget.set_max_seconds(None)
+    return subprocess.CompletedProcess(["aekit", *args], code, out.getvalue(), err.getvalue())
 
 
 def python(code: str, *args, memory=None, timeout=600, env=None):
