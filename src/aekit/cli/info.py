@@ -48,7 +48,7 @@ def report(run, data, data_option, threads):
 @click.command(cls=Command)
 @click.option("--data", default="mnist-5k", show_default=True, help="image dataset for the digit experiments")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="fewer epochs and examples (about a minute)")
+@click.option("--quick", is_flag=True, help="fewer epochs and examples (about 70 s on an idle 2-core machine)")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help=f"replace --out/{TOUR_PAGE} even when an earlier tour did not write it")
 @with_threads

@@ -5,7 +5,7 @@ the digits and the helpers that train, measure and judge on it) and small helper
 in_band). Each other module is one section of the report, named as in SECTIONS ("2d" is two_d.py): its `run(tour)`
 trains what it needs, measures it, and returns a report Section with one short paragraph saying what it shows;
 its docstring says which lecture experiment it reproduces. run_tour runs them in SECTIONS order and numbers them.
-Everything is seeded; `quick` shrinks epochs and data so the whole tour runs in 76 s on an idle machine
+Everything is seeded; `quick` shrinks epochs and data so the whole tour runs in about 70 s on an idle machine
 (common.QUICK_IDLE_SECONDS); every tour ends with the time it took (time_taken).
 """
 
