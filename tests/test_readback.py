@@ -359,3 +359,15 @@ def test_an_intact_file_still_decodes_exactly(codec_run, blob, digit_images):
     q = codec.Quantiser.fit(model.encode(digit_images[0][:200]), 6)
     expected = model.decode(q.dequantise(q.quantise(model.encode(digit_images[0][:200]))))
     np.testing.assert_array_equal(codec.decompress(model, blob), expected)
+
+
+def test_an_out_of_range_recorded_fit_option_names_the_file(tmp_path, digits):
+    folder = tmp_path / "run"
+    ae.fit(ae.build("ae", input_shape=(64,), hidden=(8,), latent_dim=2), digits[0][:100], epochs=1, out=folder, verbose=0)
+    config = json.loads((folder / "config.json").read_text())
+    config["training"]["lr"] = -1.0
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ae.CheckpointError, match=r"config.json: field .training. is invalid: lr must be"):
+        ae.resume(folder, digits[0][:100], epochs=2)
+    assert_usage_error(cli("resume", folder, "--data", "digits", "--epochs", "2"), "field 'training' is invalid")
+    ae.resume(folder, digits[0][:100], epochs=2, lr=1e-3)  # the user's own lr replaces the tampered one

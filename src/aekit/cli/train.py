@@ -116,13 +116,12 @@ def _refuse_conflicts(folder: Path, kind, model_options: dict) -> None:
 
 def _resume(folder: Path, data, options: dict, fit_args: dict, run_args: dict, quiet: bool, threads) -> None:
     from aekit.models.kinds import model_from_config
+    from aekit.training.fit import recorded_options
     from aekit.training.options import FitOptions
 
     run = load_run(folder, reads=False)  # the run folder resume writes
     note_data(run, data)
-    fields = fit_fields()
-    recorded = {k: v for k, v in run.training.items() if k in fields}
-    fit_args = {**recorded, **fit_args}
+    fit_args = {**recorded_options(run, fit_args), **fit_args}
     FitOptions(**fit_args).validate()
     ds = run.dataset(data, options)
     run_args = {**run_args, "resume": True}

@@ -16,7 +16,7 @@ import torch
 from aekit.anomaly import detector as detection
 from aekit.data.base import evenly_spaced
 from aekit.data.validation import as_array, check_data, check_labels, take
-from aekit.errors import CheckpointError, DataError
+from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.inference import apply
 from aekit.models.kinds import model_from_config
 from aekit.runs import run as runs
@@ -165,10 +165,22 @@ def resume(folder, x=None, **fit_options) -> runs.Run:
     from its recorded source (or x), and every fit option not given here from its last segment.
     Returns the Run as it is afterwards."""
     run = runs.load_run(folder)
-    recorded = {k: v for k, v in run.training.items() if k in {f.name for f in fields(FitOptions)}}
     fit(model_from_config(run.config), x if x is not None else run.dataset(), out=folder, resume=True,
-        **{"verbose": 0, **recorded, **fit_options})
+        **{"verbose": 0, **recorded_options(run, fit_options), **fit_options})
     return runs.load_run(folder)
+
+
+def recorded_options(run: runs.Run, given: dict) -> dict:
+    """The fit options of the run's last segment that `given` does not replace, checked as the library checks
+    them: a value out of range there was written by hand (runs/fields.py checks only their types), so it is
+    a CheckpointError naming the file, not a ConfigError about an option the user never gave."""
+    names = {f.name for f in fields(FitOptions)}
+    recorded = {k: v for k, v in run.training.items() if k in names and k not in given}
+    try:
+        FitOptions(**recorded).validate()
+    except ConfigError as e:
+        raise CheckpointError(f"{run.folder / 'config.json'}: field 'training' is invalid: {e}") from None
+    return recorded
 
 
 def _training_data(config, x, x_val, opts: FitOptions, y=None, y_val=None) -> TrainingData:
