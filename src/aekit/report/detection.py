@@ -62,7 +62,8 @@ def _top_table(ds, result, top_rows: np.ndarray) -> str:
         causes = "; ".join(f"{result.columns[j]} = {_value(values.iloc[pos], result.columns[j])} "
                            f"({shares[j] / max(result.scores[i], 1e-300):.0%})" for j in order)
         rows.append([*(frame[c].iloc[i] for c in id_columns), float(result.scores[i]), causes])
-    return table(rows, [*id_columns, "score", "largest contributions (value, share of the score)"])
+    score = result.names.get("score", "score")  # "aekit_score" where the data carries its own "score"
+    return table(rows, [*id_columns, score, "largest contributions (value, share of the score)"])
 
 
 def _value(row, column):
