@@ -203,3 +203,12 @@ def test_a_resized_image_folder_is_checked(tmp_path):
     proc = cli("train", "ae", "--data", folder, "--data-option", "image_size=100000", "--out", tmp_path / "never",
                memory=MEMORY_LIMIT)
     assert_usage_error(proc, "of memory, more than the limit of")
+
+
+@pytest.mark.parametrize("name", ["line", "circle", "ring", "spiral", "swiss_roll"])
+def test_a_toy_set_of_a_huge_size_is_refused_before_drawing(name):
+    from aekit.data import toy
+
+    with pytest.raises(ae.ConfigError, match=MEMORY):
+        getattr(toy, name)(n=10**12)
+    assert len(getattr(toy, name)(n=50)) > 0  # a normal size still draws
