@@ -62,16 +62,23 @@ def set_max_memory(n_bytes: int | None) -> None:
 
 def max_memory() -> int:
     """The memory limit in bytes (module docstring)."""
-    if _override is not None:
-        return _override
-    env = os.environ.get("AEKIT_MAX_MEMORY")
-    if env:
-        return parse_size(env)
+    return _limit(_override, "AEKIT_MAX_MEMORY", parse_size, _default_memory)
+
+
+def _default_memory() -> int:
     limit = int(DEFAULT_SHARE * physical_memory())
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     # Under an address-space limit (ulimit -v) what counts is what is left of it: the interpreter and
     # torch's libraries already hold part of it.
     return limit if soft == resource.RLIM_INFINITY else max(0, min(limit, soft - _address_space_used()))
+
+
+def _limit(override, variable: str, parse, default):
+    """A limit's value: set for this process (set_max_...), else the environment variable, else default()."""
+    if override is not None:
+        return override
+    text = os.environ.get(variable)
+    return parse(text) if text else default()
 
 
 def _address_space_used() -> int:
@@ -114,10 +121,7 @@ def set_max_seconds(seconds: float | None) -> None:
 
 def max_seconds() -> float:
     """The time limit in seconds (module docstring)."""
-    if _seconds_override is not None:
-        return _seconds_override
-    env = os.environ.get("AEKIT_MAX_SECONDS")
-    return parse_seconds(env) if env else DEFAULT_MAX_SECONDS
+    return _limit(_seconds_override, "AEKIT_MAX_SECONDS", parse_seconds, lambda: DEFAULT_MAX_SECONDS)
 
 
 def check_time(what: str, seconds: float, error=ConfigError) -> None:
