@@ -320,14 +320,20 @@ def atomic_write(path: Path, write) -> None:
         os.chmod(tmp, mode)
         _fsync(tmp)
         _check_write(path, folder=False)  # what may have appeared there meanwhile
-        with _uninterrupted():
-            os.replace(tmp, path)
-            _state.temporaries.discard(tmp)
-            _state.written.append(path)
+        _put_in_place(tmp, path, os.replace)
     except BaseException:
         _discard(tmp)
         raise
     _fsync(path.parent)
+
+
+def _put_in_place(tmp, path: Path, move) -> None:
+    """move(tmp, path), the temporary no longer ours to remove and path recorded as written, with SIGINT and
+    SIGTERM held back until all three are done (the one step atomic_write and atomic_folder share)."""
+    with _uninterrupted():
+        move(tmp, path)
+        _state.temporaries.discard(tmp)
+        _state.written.append(path)
 
 
 def atomic_folder(path: Path, fill) -> None:
@@ -342,10 +348,7 @@ def atomic_folder(path: Path, fill) -> None:
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp's is 0700
         _fsync(tmp)
         _check_write(path, folder=True)
-        with _uninterrupted():
-            _swap(Path(tmp), path)
-            _state.temporaries.discard(tmp)
-            _state.written.append(path)
+        _put_in_place(tmp, path, lambda new, target: _swap(Path(new), target))
     except BaseException:
         _discard(tmp)
         raise
